@@ -39,6 +39,15 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TransformSpec(StrictModel):
+    """One model transform (pruning, quantization, low-rank, ...), applied after loading."""
+
+    name: str = Field(min_length=1, max_length=200)
+    """Registered transform name (see ``faultlab zoo``)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The transform's parameters (validated by the transform)."""
+
+
 class ModelSpec(StrictModel):
     """Which model a campaign evaluates."""
 
@@ -50,6 +59,9 @@ class ModelSpec(StrictModel):
     """Path to a ``state_dict`` saved with ``torch.save`` for a custom model."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Architecture / training options of the zoo entry (e.g. ``depth``, ``skip``, ``epochs``)."""
+    transforms: list[TransformSpec] = Field(default_factory=list, max_length=32)
+    """Transforms applied in order to the trained model (e.g. prune then quantize), so any
+    campaign can evaluate a compressed model; the model digest covers the result."""
 
 
 class DatasetSpec(StrictModel):

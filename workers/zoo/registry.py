@@ -284,6 +284,10 @@ def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Mod
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(buf.getvalue())
             os.replace(tmp, path)  # atomic: concurrent workers never read half a file
+    if spec.transforms:
+        from faultlab.workers.transforms import apply_transforms
+
+        model = apply_transforms(model, data, list(spec.transforms), seed=seed)
     model.eval()
     result = (model, model_digest(model))
     with _LOCK:
