@@ -18,4 +18,4 @@ for name, path in ROOTS.items():
     packages.append(name)
     packages += [f"{name}.{sub}" for sub in find_packages(path)]
 
-setup(packages=packages, package_dir=ROOTS, package_data={"faultlab": ["py.typed"]})
+setup(packages=packages, package_dir=ROOTS, package_data={"faultlab": ["py.typed"], "faultlab.client": ["demo.yaml"]})

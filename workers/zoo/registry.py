@@ -263,7 +263,11 @@ def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Mod
     with _LOCK:
         if key in _MODEL_CACHE:
             return _MODEL_CACHE[key]
-    model = build_model(spec, data)
+    with torch.random.fork_rng(devices=[]):
+        # Initial weights must not depend on what this process drew before: the cache key
+        # promises the same weights for the same (model, options, dataset, seed) everywhere.
+        torch.manual_seed(int(spec.options.get("train_seed", seed)))
+        model = build_model(spec, data)
     if spec.name == "custom" or spec.factory:
         if spec.weights:
             path = Path(spec.weights)

@@ -60,7 +60,25 @@ def train_model(
     batch_size: int = 64,
     **_: Any,
 ) -> nn.Module:
-    """Adam on cross-entropy: mini-batches for images, full-batch for graphs. Deterministic in seed."""
+    """Adam on cross-entropy: mini-batches for images, full-batch for graphs.
+
+    Deterministic in ``seed`` on any machine: training runs single-threaded, because the
+    reduction order of multi-threaded kernels changes the low bits of the weights, and with
+    them the model digest that every trial's cache key includes.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, data, seed=seed, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                      batch_size=batch_size)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    model: nn.Module, data: Dataset, *, seed: int, epochs: int, lr: float, weight_decay: float,
+    batch_size: int,
+) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -1,0 +1,65 @@
+"""The functions Ray runs on workers. The coordinator wraps them with ``ray.remote`` options.
+
+A campaign's context (model, data, golden outputs) is produced once by :func:`prepare_campaign`
+and stays in Ray's object store; shard tasks receive its ObjectRef wrapped in a list (so Ray
+does not resolve it eagerly) and each worker process deserialises it once and keeps it, so a
+campaign's model travels to a node once and is unpickled once per worker, not once per task.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from typing import Any
+
+from faultlab.spec import parse_spec
+
+_CONTEXTS: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_MAX_CONTEXTS = 4
+
+
+def prepare_campaign(spec_json: str) -> tuple[Any, dict[str, Any]]:
+    """Runs the engine's ``prepare``; returns (context, meta). Called with num_returns=2."""
+    from faultlab.workers import get_engine
+
+    spec = parse_spec(spec_json)
+    prepared = get_engine(spec.kind).prepare(spec)
+    return prepared.context, prepared.meta
+
+
+def _context(context_box: list[Any]) -> Any:
+    import ray
+
+    ref = context_box[0]
+    key = ref.hex()
+    if key in _CONTEXTS:
+        _CONTEXTS.move_to_end(key)
+        return _CONTEXTS[key]
+    context = ray.get(ref)
+    _CONTEXTS[key] = context
+    while len(_CONTEXTS) > _MAX_CONTEXTS:
+        _CONTEXTS.popitem(last=False)
+    return context
+
+
+def run_shard(kind: str, context_box: list[Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs one shard; returns ``{"results", "seconds", "pid"}``."""
+    from faultlab.workers import get_engine
+
+    start = time.perf_counter()
+    context = _context(context_box)
+    results = get_engine(kind).run_shard(context, trials)
+    if len(results) != len(trials):
+        raise RuntimeError(f"engine {kind!r} returned {len(results)} results for {len(trials)} trials")
+    return {"results": results, "seconds": time.perf_counter() - start, "pid": os.getpid()}
+
+
+def replay_trial(spec_json: str, trial: dict[str, Any]) -> dict[str, Any]:
+    """Prepares the campaign afresh and re-runs one trial (for ``faultlab replay``)."""
+    from faultlab.workers import get_engine
+
+    spec = parse_spec(spec_json)
+    engine = get_engine(spec.kind)
+    prepared = engine.prepare(spec)
+    return engine.run_shard(prepared.context, [trial])[0]

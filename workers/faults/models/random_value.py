@@ -1,0 +1,36 @@
+"""Random value: the element is replaced by a value drawn uniformly from the target's range.
+
+PyTorchFI's ``random_value`` error model (Mahmoud et al., "PyTorchFI: A Runtime Perturbation
+Tool for DNNs", DSN-W 2020) draws in a fixed interval; faultlab draws inside the target tensor's
+own fault-free range (or, for integer storage, uniformly over the stored integers), and writes
+the drawn value into the trial record so a replay is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from faultlab.workers.faults.formats import float_to_bits, to_signed
+from faultlab.workers.faults.models.base import DrawContext, ElementFormat, FaultModel
+
+
+class RandomValue(FaultModel):
+    name = "random_value"
+
+    def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
+        if not ctx.fmt.floating:
+            return {"pattern": int(rng.integers(0, 1 << min(ctx.fmt.width, 62)))}
+        low, high = ctx.value_range
+        return {"value": float(rng.uniform(low, high)) if high > low else float(low)}
+
+    def apply(self, pattern: int, fault: dict[str, Any], fmt: ElementFormat) -> int:
+        if "pattern" in fault:
+            return int(fault["pattern"]) & ((1 << fmt.width) - 1)
+        return float_to_bits(float(fault["value"]), getattr(torch, fmt.torch_dtype))
+
+    def apply_tensor(
+        self, patterns: torch.Tensor, fault: dict[str, Any], fmt: ElementFormat
+    ) -> torch.Tensor:
+        return torch.full_like(patterns, to_signed(self.apply(0, fault, fmt), fmt.width))

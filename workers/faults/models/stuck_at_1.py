@@ -1,0 +1,40 @@
+"""Stuck-at-1: one stored bit reads 1 for the whole trial, whatever was written.
+
+The classic permanent-fault model (Eldred, JACM 1959); for DNN accelerators see Zhang et al.,
+VTS 2018. A stuck bit that already holds 1 is masked by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from faultlab.workers.faults.models.base import (
+    DrawContext,
+    ElementFormat,
+    FaultModel,
+    mask,
+    signed_mask,
+)
+
+
+class StuckAt1(FaultModel):
+    name = "stuck_at_1"
+    per_bit = True
+
+    def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
+        if bit is None:
+            bit = int(ctx.bits[int(rng.integers(len(ctx.bits)))])
+        return {"bits": [int(bit)]}
+
+    def apply(self, pattern: int, fault: dict[str, Any], fmt: ElementFormat) -> int:
+        return pattern | mask(fault["bits"])
+
+    def choices(self, ctx: DrawContext) -> int:
+        return len(ctx.bits)
+
+    def apply_tensor(
+        self, patterns: torch.Tensor, fault: dict[str, Any], fmt: ElementFormat
+    ) -> torch.Tensor:
+        return patterns | signed_mask(fault["bits"], fmt.width)

@@ -1,0 +1,223 @@
+"""The ``faults:`` section of a campaign spec (pydantic; no torch, so the SDK validates cheaply).
+
+A fault campaign injects hardware faults (bit flips, stuck-at bits, random values, zeros) into
+the parameters, activations, GNN messages/aggregations, node embeddings or graph structure of a
+model, compares every faulty forward pass with the golden (fault-free) one and reports
+masked / SDC / critical-SDC / DUE rates with Wilson confidence intervals.
+
+How many trials run is decided by ``sampling``:
+
+* ``uniform`` — ``trials`` faults drawn uniformly over the whole fault space (what
+  PyTorchFI-style random injection does);
+* ``stratified`` — Leveugle et al. (DATE 2009) sample size per stratum
+  (``stratify``: layer × bit × dtype by default) for ``margin`` at ``confidence``;
+* ``adaptive`` — a pilot round per stratum, then more rounds, each stratum stopping as soon
+  as its Wilson CI half-width (with finite-population correction) is at most ``margin``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from faultlab.errors import SpecError
+from faultlab.spec import DatasetSpec, ModelSpec, StrictModel
+
+#: Registered fault models (``workers/faults/models/``; a test keeps the two in step).
+FAULT_MODELS: tuple[str, ...] = (
+    "bitflip",
+    "multi_bitflip",
+    "adjacent_bitflip",
+    "stuck_at_0",
+    "stuck_at_1",
+    "random_value",
+    "zero",
+)
+
+#: Registered mitigations (``workers/faults/mitigations/``).
+MITIGATIONS: tuple[str, ...] = ("ranger", "clipping", "gnn_bound")
+
+#: Where a fault lands.
+Target = Literal[
+    "weight", "bias", "activation", "embedding", "message", "aggregation", "edge_index",
+    "edge_weight",
+]
+
+#: Number formats and their width in bits (fp32/fp16/bf16 are IEEE-754 / bfloat16 layouts;
+#: int8 is the stored integer of a model quantized with scale and zero point).
+DTYPE_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
+
+#: Fault models that pick their own bit(s) (``bit`` is not a stratum for them).
+BITLESS_MODELS = frozenset({"random_value", "zero"})
+MULTI_BIT_MODELS = frozenset({"multi_bitflip", "adjacent_bitflip"})
+
+
+class MitigationSpec(StrictModel):
+    """One mitigation A/B-tested on the identical fault plan."""
+
+    name: str = Field(min_length=1, max_length=100)
+    """Registered mitigation: ``ranger``, ``clipping`` or ``gnn_bound``."""
+    layers: list[str] = Field(default_factory=list, max_length=10_000)
+    """Modules whose outputs are protected; empty = the mitigation's default set."""
+    slack: float = Field(0.0, ge=0.0, le=100.0)
+    """Widen the profiled bounds by this fraction of their range (0 = exact profiled bounds)."""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in MITIGATIONS:
+            raise ValueError(f"unknown mitigation {v!r}; allowed: {', '.join(MITIGATIONS)}")
+        return v
+
+
+class FaultParams(StrictModel):
+    """The ``faults:`` section of a fault-injection campaign."""
+
+    fault_model: str = Field("bitflip", max_length=100)
+    """Fault model: ``bitflip`` (single transient flip), ``multi_bitflip`` (``bit_count``
+    distinct random bits), ``adjacent_bitflip`` (``bit_count`` neighbouring bits),
+    ``stuck_at_0``, ``stuck_at_1``, ``random_value``, ``zero``."""
+    target: Target = "weight"
+    """Where faults land: ``weight``/``bias`` (parameters, in place with exact restore),
+    ``activation`` (any module's output, via forward hooks), ``embedding`` (the node embeddings
+    a GNN layer outputs), ``message``/``aggregation`` (inside PyG ``MessagePassing``),
+    ``edge_index`` (the graph's stored node ids) or ``edge_weight`` (the edge weights a
+    ``MessagePassing`` layer propagates)."""
+    layers: list[str] = Field(default_factory=list, max_length=10_000)
+    """Qualified module names (``conv1``, ``layers.0.conv2``); empty = every eligible module.
+    A module called several times per forward is addressed as ``name#k`` (k-th call) for
+    activation targets; a bare name means every call."""
+    dtypes: list[Literal["fp32", "fp16", "bf16", "int8"]] = Field(
+        default_factory=lambda: ["fp32"], min_length=1, max_length=4
+    )
+    """Number formats. The model runs in each format (fp16/bf16 copies are made once per
+    campaign); ``int8`` needs a model quantized with scale/zero point and flips the stored
+    integers."""
+    bits: list[int] | None = Field(None, max_length=32)
+    """Bit positions (0 = least significant); default every bit of the format."""
+    bit_count: int = Field(2, ge=2, le=32)
+    """Bits per fault for ``multi_bitflip`` / ``adjacent_bitflip``."""
+    ber: float | None = None
+    """Bit-error-rate mode: every bit of the target flips independently with this probability;
+    the number of flipped bits per trial is Binomial(total bits, ber). Exclusive of ``bits``."""
+    max_faults_per_trial: int = Field(4096, ge=1, le=1_000_000)
+    """Upper bound on faults in one trial (BER mode); larger draws are an error, not a clip."""
+    sampling: Literal["uniform", "stratified", "adaptive"] = "stratified"
+    """How many trials run: see the module docstring."""
+    trials: int | None = Field(None, ge=1, le=100_000_000)
+    """Total trials for ``uniform`` sampling (required there); a cap per stratum otherwise."""
+    stratify: list[Literal["layer", "bit", "dtype"]] = Field(
+        default_factory=lambda: ["layer", "bit", "dtype"], max_length=3
+    )
+    """Strata of ``stratified``/``adaptive`` sampling (workload — model × dataset — always is one)."""
+    margin: float = 0.05
+    """Target half-width of each stratum's confidence interval (0 < margin ≤ 0.5)."""
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Confidence level of every interval and of the sample sizes."""
+    expected_rate: float = Field(0.5, gt=0.0, lt=1.0)
+    """Prior failure proportion p of Leveugle's formula (0.5 = worst case)."""
+    pilot_trials: int = Field(32, ge=4, le=1_000_000)
+    """First-round trials per stratum in ``adaptive`` sampling."""
+    max_rounds: int = Field(12, ge=1, le=1000)
+    """Planning rounds of ``adaptive`` sampling before it stops regardless."""
+    stop_on: Literal["sdc", "critical_sdc", "due"] = "sdc"
+    """The rate whose CI decides adaptive stopping."""
+    sdc_tolerance: float = Field(0.0, ge=0.0, le=1e6)
+    """Largest absolute output difference still counted as masked (0 = bit-identical)."""
+    mitigations: list[MitigationSpec] = Field(default_factory=list, max_length=8)
+    """Mitigations evaluated on the identical fault plan (A/B), with SDC reduction and overhead."""
+    compare_models: list[ModelSpec] = Field(default_factory=list, max_length=64)
+    """Further models: the campaign covers ``[model, *compare_models] × [dataset,
+    *compare_datasets]`` with the same fault settings (e.g. a GNN resilience study)."""
+    compare_datasets: list[DatasetSpec] = Field(default_factory=list, max_length=64)
+    """Further datasets (see ``compare_models``)."""
+    degree_bins: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32], max_length=64)
+    """Upper edges of the node-degree buckets of GNN reports (last bucket is open-ended)."""
+
+    @field_validator("fault_model")
+    @classmethod
+    def _fault_model_known(cls, v: str) -> str:
+        if v not in FAULT_MODELS:
+            raise ValueError(f"unknown fault model {v!r}; allowed: {', '.join(FAULT_MODELS)}")
+        return v
+
+    @field_validator("margin")
+    @classmethod
+    def _margin(cls, v: float) -> float:
+        if not (0.0 < v <= 0.5):
+            raise ValueError(f"margin must be in (0, 0.5], got {v!r}")
+        return v
+
+    @field_validator("ber")
+    @classmethod
+    def _ber(cls, v: float | None) -> float | None:
+        if v is not None and not (0.0 < v < 1.0):
+            raise ValueError(f"ber must be in the open interval (0, 1), got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultParams:
+        width = 64 if self.target == "edge_index" else min(DTYPE_BITS[d] for d in self.dtypes)
+        if self.bits is not None:
+            if not self.bits:
+                raise SpecError("faults.bits", "must not be empty (omit it for every bit)")
+            for b in self.bits:
+                if not (0 <= b < width):
+                    raise SpecError(
+                        "faults.bits",
+                        f"bit {b} is outside the {width}-bit format of dtypes {self.dtypes}",
+                        f"0..{width - 1}",
+                    )
+            if len(set(self.bits)) != len(self.bits):
+                raise SpecError("faults.bits", "has duplicates")
+            if self.fault_model in BITLESS_MODELS | MULTI_BIT_MODELS:
+                raise SpecError(
+                    "faults.bits", f"does not apply to fault model {self.fault_model!r}"
+                )
+        if self.ber is not None:
+            if self.bits is not None:
+                raise SpecError("faults.ber", "bit-error-rate mode picks its own bits; drop faults.bits")
+            if self.fault_model != "bitflip":
+                raise SpecError("faults.ber", "bit-error-rate mode uses the bitflip model",
+                                ["bitflip"])
+        if self.fault_model in MULTI_BIT_MODELS and self.bit_count > width:
+            raise SpecError("faults.bit_count", f"{self.bit_count} bits exceed the {width}-bit format",
+                            f"2..{width}")
+        if self.sampling == "uniform" and self.trials is None:
+            raise SpecError("faults.trials", "is required when sampling is 'uniform'")
+        if self.target in {"edge_index"} and self.dtypes != ["fp32"]:
+            raise SpecError("faults.dtypes", "edge_index holds integers; leave dtypes at [fp32]")
+        if sorted(self.degree_bins) != self.degree_bins or len(set(self.degree_bins)) != len(
+            self.degree_bins
+        ):
+            raise SpecError("faults.degree_bins", "must be strictly increasing")
+        names = [m.name for m in self.mitigations]
+        if len(set(names)) != len(names):
+            raise SpecError("faults.mitigations", "lists a mitigation twice")
+        return self
+
+    def bit_width(self, dtype: str) -> int:
+        """Bits of one element in ``dtype`` (edge_index entries are int64)."""
+        if self.target == "edge_index":
+            return 64
+        return DTYPE_BITS[dtype]
+
+    def bits_for(self, dtype: str) -> list[int]:
+        """The bit positions faulted in ``dtype``."""
+        if self.bits is not None:
+            return list(self.bits)
+        if self.target == "edge_index":
+            # Flips above bit 31 make ids absurd (DUE) — still part of the fault space.
+            return list(range(64))
+        return list(range(DTYPE_BITS[dtype]))
+
+    def summary(self) -> dict[str, Any]:
+        """A short description for reports."""
+        return {
+            "fault_model": self.fault_model,
+            "target": self.target,
+            "dtypes": list(self.dtypes),
+            "sampling": self.sampling,
+            "ber": self.ber,
+        }

@@ -1,0 +1,108 @@
+"""Suffix re-execution: after a fault in layer L, recompute only what depends on L.
+
+The model is traced once with ``torch.fx``; the fault-free value of every graph node that
+feeds the recomputed part is cached from one golden pass. For a parameter of module ``m`` the
+*dirty* nodes are the calls of ``m`` (or reads of the parameter) and everything downstream of
+them; a small ``GraphModule`` takes the cached boundary values as inputs and runs only the dirty
+nodes, calling the very same submodules (so in-place faults, hooks and mitigations apply).
+Everything before the faulted layer, and side branches that do not depend on it, are never
+recomputed. Models that ``torch.fx`` cannot trace fall back to the full forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+
+class _Program:
+    def __init__(self, module: fx.GraphModule, boundary: list[str]) -> None:
+        self.module = module
+        self.boundary = boundary
+
+
+class SuffixRunner:
+    """Runs the part of a traced model downstream of a faulted parameter."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.traced = fx.symbolic_trace(model)
+        self.graph = self.traced.graph
+        self.nodes = list(self.graph.nodes)
+        self.programs: dict[str, _Program | None] = {}
+        self.env: list[dict[str, Any]] = []
+
+    @staticmethod
+    def try_build(model: nn.Module) -> SuffixRunner | None:
+        """A runner, or None when the model cannot be traced (then run full forwards)."""
+        try:
+            return SuffixRunner(model)
+        except Exception:  # noqa: BLE001 - any tracing failure means: no suffix reuse
+            return None
+
+    def program(self, module_name: str, tensor: str) -> _Program | None:
+        key = f"{module_name}.{tensor}"
+        if key not in self.programs:
+            self.programs[key] = self._build(module_name, key)
+        return self.programs[key]
+
+    def _build(self, module_name: str, param: str) -> _Program | None:
+        starts = {
+            n for n in self.nodes
+            if (n.op == "call_module" and n.target == module_name)
+            or (n.op == "get_attr" and n.target == param)
+        }
+        if not starts:
+            return None
+        dirty: list[fx.Node] = []
+        dirty_set: set[fx.Node] = set()
+        for n in self.nodes:
+            if n in starts or any(a in dirty_set for a in n.all_input_nodes):
+                dirty.append(n)
+                dirty_set.add(n)
+        output = next(n for n in self.nodes if n.op == "output")
+        if output not in dirty_set:
+            return None
+        graph = fx.Graph()
+        env: dict[fx.Node, fx.Node] = {}
+        boundary: list[str] = []
+        for n in dirty:
+            for a in n.all_input_nodes:
+                if a not in dirty_set and a not in env:
+                    env[a] = graph.placeholder(f"cached_{a.name}")
+                    boundary.append(a.name)
+        for n in dirty:
+            if n.op == "output":
+                graph.output(fx.map_arg(n.args[0], lambda a: env[a]))
+            else:
+                env[n] = graph.node_copy(n, lambda a: env[a])
+        return _Program(fx.GraphModule(self.traced, graph), boundary)
+
+    def cache_golden(self, chunks: list[tuple[Any, ...]]) -> list[torch.Tensor]:
+        """Runs the golden pass over input chunks, keeping every node's value; returns outputs."""
+        outputs = []
+        self.env = []
+        for args in chunks:
+            values: dict[str, Any] = {}
+            interp = _Recording(self.traced, values)
+            with torch.no_grad():
+                outputs.append(interp.run(*args))
+            self.env.append(values)
+        return outputs
+
+    def run(self, program: _Program, chunk: int) -> Any:
+        values = self.env[chunk]
+        with torch.no_grad():
+            return program.module(*[values[name] for name in program.boundary])
+
+
+class _Recording(fx.Interpreter):
+    def __init__(self, module: fx.GraphModule, values: dict[str, Any]) -> None:
+        super().__init__(module)
+        self.values = values
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.values[n.name] = out
+        return out

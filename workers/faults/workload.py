@@ -1,0 +1,194 @@
+"""One (model, dataset) pair of a fault campaign, ready to run faulty forwards.
+
+Holds the model in every requested number format (converted once per campaign), the inputs,
+the golden (fault-free) outputs per format and mitigation, and classifies a faulty output:
+
+* ``masked``        — every output value equals the golden one (within ``sdc_tolerance``);
+* ``sdc``           — some output differs, no top-1 change on a correctly classified input;
+* ``critical_sdc``  — the top-1 class changed on an input the golden model classified correctly;
+* ``due``           — NaN / Inf in the output, or an exception in the forward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from faultlab.workers.faults.formats import TORCH_DTYPES
+from faultlab.workers.faults.inject import Injector
+from faultlab.workers.faults.mitigations import Mitigation
+from faultlab.workers.faults.models import FaultModel
+from faultlab.workers.faults.sites import SiteInfo
+from faultlab.workers.faults.suffix import SuffixRunner
+
+#: Image inputs are processed in chunks of this many samples.
+CHUNK = 2048
+
+
+@dataclass
+class Golden:
+    output: torch.Tensor
+    """Full output (float32): all samples, or all nodes of a graph."""
+    pred: torch.Tensor
+    correct: torch.Tensor
+    """Per evaluated input: golden top-1 equals the label."""
+    accuracy: float
+
+
+@dataclass
+class Workload:
+    name: str
+    kind: str  # "image" | "graph"
+    models: dict[str, nn.Module]
+    inputs: dict[str, list[tuple[Any, ...]]]
+    """Per dtype: the argument tuples of each forward (image chunks, or (x, edge_index))."""
+    eval_ids: torch.Tensor | None
+    """Graph: the evaluated node ids (rows of the output). Images: all rows."""
+    labels: torch.Tensor
+    sites: dict[str, dict[str, SiteInfo]] = field(default_factory=dict)
+    golden: dict[tuple[str, str], Golden] = field(default_factory=dict)
+    degree_bucket: torch.Tensor | None = None
+    num_buckets: int = 0
+    mitigations: dict[str, tuple[Mitigation, Any, float]] = field(default_factory=dict)
+    """name -> (mitigation, profiled bounds per dtype, slack)."""
+    _suffix: dict[tuple[str, str], SuffixRunner | None] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_suffix"] = {}  # rebuilt lazily where the workload runs
+        return state
+
+    # -- forward passes -----------------------------------------------------------------
+    def _forward(self, dtype: str, injector: Injector | None) -> torch.Tensor:
+        model = self.models[dtype]
+        outs = []
+        with torch.no_grad():
+            for args in self.inputs[dtype]:
+                if injector is not None:
+                    injector.reset_calls()
+                    if self.kind == "graph":
+                        args = (args[0], injector.faulted_edge_index(args[1]), *args[2:])
+                outs.append(model(*args))
+        return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
+
+    def mitigation_stack(self, dtype: str, variant: str) -> ExitStack:
+        stack = ExitStack()
+        if variant != "none":
+            mit, bounds, slack = self.mitigations[variant]
+            stack.enter_context(mit.install(self.models[dtype], bounds[dtype], slack))
+        return stack
+
+    def run_golden(self, dtype: str, variant: str) -> Golden:
+        with self.mitigation_stack(dtype, variant):
+            out = self._forward(dtype, None)
+        rows = out if self.eval_ids is None else out[self.eval_ids]
+        pred = rows.argmax(1)
+        correct = pred == self.labels
+        golden = Golden(out, pred, correct, float(correct.float().mean()))
+        self.golden[(dtype, variant)] = golden
+        return golden
+
+    def suffix_runner(self, dtype: str, variant: str) -> SuffixRunner | None:
+        key = (dtype, variant)
+        if key not in self._suffix:
+            runner = SuffixRunner.try_build(self.models[dtype]) if self.kind == "image" else None
+            if runner is not None:
+                with self.mitigation_stack(dtype, variant):
+                    outs = runner.cache_golden(self.inputs[dtype])
+                out = torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
+                if not torch.equal(out, self.golden[key].output):
+                    runner = None  # not bit-exact here: never trade correctness for speed
+            self._suffix[key] = runner
+        return self._suffix[key]
+
+    def faulty_output(
+        self, dtype: str, variant: str, faults: list[dict[str, Any]], fault_model: FaultModel,
+        suffix: bool = True,
+    ) -> torch.Tensor:
+        sites = self.sites[dtype]
+        injector = Injector(self.models[dtype], faults, sites, fault_model,
+                            per_sample=self.kind == "image")
+        params = sorted({(sites[f["site"]].module, sites[f["site"]].tensor) for f in faults
+                         if sites[f["site"]].target in ("weight", "bias")})
+        use_suffix = suffix and len(params) == 1 and len(params) == len({f["site"] for f in faults})
+        # built (and its golden values cached) before any fault is applied
+        runner = self.suffix_runner(dtype, variant) if use_suffix else None
+        program = runner.program(*params[0]) if runner is not None else None
+        with injector, self.mitigation_stack(dtype, variant):
+            if runner is not None and program is not None:
+                outs = [runner.run(program, c) for c in range(len(runner.env))]
+                return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
+            return self._forward(dtype, injector)
+
+    # -- outcomes -------------------------------------------------------------------------
+    def classify(
+        self, dtype: str, variant: str, run: Callable[[], torch.Tensor], tolerance: float
+    ) -> dict[str, Any]:
+        golden = self.golden[(dtype, variant)]
+        n = int(golden.pred.numel())
+        start = time.perf_counter()
+        try:
+            out = run()
+        except Exception as exc:  # noqa: BLE001 - an exception in a faulty model is a DUE
+            return {"outcome": "due", "due_reason": type(exc).__name__, "inputs": n,
+                    "accuracy": 0.0, "sdc_inputs": n, "critical_inputs": 0,
+                    "forward_seconds": time.perf_counter() - start}
+        elapsed = time.perf_counter() - start
+        rows = out if self.eval_ids is None else out[self.eval_ids]
+        gold_rows = golden.output if self.eval_ids is None else golden.output[self.eval_ids]
+        finite = torch.isfinite(rows)
+        if tolerance > 0:
+            row_diff = ((rows - gold_rows).abs() > tolerance) | ~finite
+        else:
+            row_diff = (rows != gold_rows) | ~finite
+        differs = row_diff.any(dim=1)
+        pred = rows.argmax(1)
+        changed = (pred != golden.pred) & differs
+        critical = changed & golden.correct
+        result: dict[str, Any] = {
+            "inputs": n,
+            "sdc_inputs": int(differs.sum()),
+            "critical_inputs": int(critical.sum()),
+            "accuracy": float((pred == self.labels).float().mean()),
+            "forward_seconds": elapsed,
+        }
+        if not bool(finite.all()):
+            result.update(outcome="due", due_reason="nonfinite")
+        elif bool(critical.any()):
+            result["outcome"] = "critical_sdc"
+        elif bool(differs.any()):
+            result["outcome"] = "sdc"
+        else:
+            result["outcome"] = "masked"
+        if self.kind == "graph":
+            all_diff = ((out != golden.output) | ~torch.isfinite(out)).any(dim=1)
+            result["nodes_affected"] = int(all_diff.sum())
+            if self.degree_bucket is not None:
+                buckets = self.degree_bucket
+                result["critical_by_degree"] = torch.bincount(
+                    buckets[critical], minlength=self.num_buckets).tolist()
+                result["sdc_by_degree"] = torch.bincount(
+                    buckets[differs], minlength=self.num_buckets).tolist()
+        return result
+
+
+def convert(model: nn.Module, dtype: str) -> nn.Module:
+    """The model in a float format (one copy per campaign and format, never per fault)."""
+    if dtype in ("fp32", "int8"):
+        return model
+    return copy.deepcopy(model).to(TORCH_DTYPES[dtype])
+
+
+def cast_inputs(args: tuple[Any, ...], dtype: str) -> tuple[Any, ...]:
+    if dtype in ("fp32", "int8"):
+        return args
+    target = TORCH_DTYPES[dtype]
+    return tuple(a.to(target) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                 for a in args)

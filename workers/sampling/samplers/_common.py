@@ -1,0 +1,91 @@
+"""Interval and model-fitting helpers shared by the samplers (numpy + scipy.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from faultlab.stats import two_sided_z
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided standard normal quantile (1.96 at 95 %)."""
+    return two_sided_z(confidence)
+
+
+def clip_interval(low: float, high: float) -> tuple[float, float]:
+    """An accuracy lies in [0, 1]; clipping an interval never lowers its coverage."""
+    return max(0.0, float(low)), min(1.0, float(high))
+
+
+def normal_interval(estimate: float, std_error: float, confidence: float) -> tuple[float, float]:
+    """Wald interval ``estimate ± z · se`` clipped to [0, 1]."""
+    half = z_value(confidence) * std_error
+    return clip_interval(estimate - half, estimate + half)
+
+
+def wilson_interval(p: float, n_eff: float, confidence: float) -> tuple[float, float]:
+    """Wilson (1927) score interval for a proportion ``p`` observed on ``n_eff`` effective
+    draws (Kish's design-effect convention: the design's variance equals that of a simple
+    random sample with replacement of ``n_eff`` draws). Infinite ``n_eff`` (a census) gives
+    the point ``[p, p]``."""
+    if math.isinf(n_eff):
+        return p, p
+    if n_eff <= 0:
+        return 0.0, 1.0
+    z = z_value(confidence)
+    z2 = z * z
+    centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff * n_eff)) / (1 + z2 / n_eff)
+    return clip_interval(centre - half, centre + half)
+
+
+def srs_effective_n(n: int, population: int) -> float:
+    """Effective sample size of a simple random sample without replacement: the finite
+    population correction folded into ``n`` (``n · (N − 1) / (N − n)``)."""
+    if n >= population:
+        return math.inf
+    return n * (population - 1) / (population - n)
+
+
+def srs_mean_se(values: np.ndarray, population: int) -> float:
+    """Standard error of a sample mean under SRS without replacement (Cochran 1977, eq. 2.12)."""
+    n = len(values)
+    if n < 2:
+        return math.inf
+    return math.sqrt(max(0.0, 1.0 - n / population) * float(np.var(values, ddof=1)) / n)
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2,
+                 iterations: int = 50) -> tuple[float, float]:
+    """Intercept and slope of a one-feature logistic regression by Newton–Raphson (IRLS) with
+    a small ridge penalty, so a sample with no (or only) mispredictions still gives finite
+    coefficients."""
+    features = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    penalty = np.diag([ridge, ridge])
+    for _ in range(iterations):
+        mu = special.expit(features @ beta)
+        w = np.maximum(mu * (1.0 - mu), 1e-9)
+        gradient = features.T @ (y - mu) - penalty @ beta
+        hessian = (features * w[:, None]).T @ features + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return float(beta[0]), float(beta[1])
+
+
+def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """log(p / (1 − p)), clipped away from 0 and 1."""
+    q = np.clip(p, eps, 1.0 - eps)
+    return np.asarray(np.log(q) - np.log1p(-q))
+
+
+def cumulative_choice(weights: np.ndarray, rng: np.random.Generator) -> int:
+    """One index drawn with probability proportional to ``weights`` (O(N), no copy of p)."""
+    cumulative = np.cumsum(weights)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return min(index, len(weights) - 1)

@@ -1,0 +1,309 @@
+"""Helpers shared by the compression transforms (not a transform: the registry skips ``_*``).
+
+* which modules carry a prunable weight (convolutions, ``nn.Linear`` and PyG's ``Linear``
+  inside ``GCNConv``/``SGConv``/``GATConv``/``SAGEConv``/``GINConv``);
+* parameter checks that raise :class:`~faultlab.errors.SpecError` naming the parameter
+  (the registry prefixes ``model.transforms[i].params.``);
+* the mask arithmetic of ``torch.nn.utils.prune`` (``round(amount · n)`` weights with the
+  smallest scores removed, ties broken by ``torch.topk``), so masks match it exactly;
+* calibration batches and model calls that work for image and graph models alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from faultlab.errors import SpecError
+
+#: Layer types whose ``weight`` the pruning transforms consider.
+CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def pyg_linear_type() -> type[nn.Module] | None:
+    """PyG's ``torch_geometric.nn.dense.linear.Linear`` (the weight inside PyG convs), if installed."""
+    try:
+        from torch_geometric.nn.dense.linear import Linear
+    except ImportError:  # pragma: no cover - PyG is a dependency, but keep transforms usable
+        return None
+    return Linear  # type: ignore[no-any-return]
+
+
+def weight_types() -> tuple[type[nn.Module], ...]:
+    pyg = pyg_linear_type()
+    return (*CONV_TYPES, nn.Linear) + ((pyg,) if pyg is not None else ())
+
+
+def is_weight_module(module: nn.Module) -> bool:
+    weight = getattr(module, "weight", None)
+    return (
+        isinstance(module, weight_types())
+        and isinstance(weight, torch.Tensor)
+        and weight.is_floating_point()
+        and not isinstance(weight, nn.parameter.UninitializedParameter)
+    )
+
+
+@dataclass(frozen=True)
+class WeightLayer:
+    """A module whose ``weight`` is pruned, and its qualified name."""
+
+    name: str
+    module: nn.Module
+
+    @property
+    def weight(self) -> torch.Tensor:
+        weight: torch.Tensor = self.module.weight  # type: ignore[assignment]
+        return weight
+
+
+def weight_layers(
+    model: nn.Module,
+    layers: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    field: str = "layers",
+) -> list[WeightLayer]:
+    """The prunable layers of ``model`` in module order: all of them, or those named in
+    ``layers``, minus ``exclude``. Unknown or weightless names raise SpecError(``field``)."""
+    found = {name: module for name, module in model.named_modules() if is_weight_module(module)}
+    excluded = set(exclude)
+    for name in excluded:
+        if name not in found:
+            raise SpecError("exclude", f"no prunable layer named {name!r}", sorted(found))
+    if layers is None:
+        chosen = [n for n in found if n not in excluded]
+    else:
+        chosen = []
+        modules = dict(model.named_modules())
+        for i, name in enumerate(layers):
+            if name not in found:
+                kind = type(modules[name]).__name__ if name in modules else None
+                problem = (
+                    f"{name!r} is a {kind}, not a convolution or linear layer"
+                    if kind else f"no layer named {name!r}"
+                )
+                raise SpecError(f"{field}[{i}]", problem, sorted(found))
+            if name not in excluded:
+                chosen.append(name)
+        order = list(found)
+        chosen = sorted(set(chosen), key=order.index)
+    return [WeightLayer(name, found[name]) for name in chosen]
+
+
+# ---------------------------------------------------------------- parameter checks
+
+
+def check_keys(params: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    allowed = sorted(allowed)
+    for key in params:
+        if key not in allowed:
+            raise SpecError(key, "unknown parameter", allowed)
+
+
+def check_fraction(params: Mapping[str, Any], key: str, *, required: bool = True) -> None:
+    """``params[key]`` must be a number in [0, 1)."""
+    if key not in params:
+        if required:
+            raise SpecError(key, "is required (a fraction in [0, 1))")
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise SpecError(key, f"must be a number in [0, 1), got {value!r}")
+
+
+def check_ratio(params: Mapping[str, Any], key: str, *, default_ok: bool = False) -> None:
+    """``params[key]`` must be a number in (0, 1]."""
+    if key not in params:
+        if default_ok:
+            return
+        raise SpecError(key, "is required (a ratio in (0, 1])")
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+        raise SpecError(key, f"must be a number in (0, 1], got {value!r}")
+
+
+def check_int(params: Mapping[str, Any], key: str, low: int, high: int) -> None:
+    if key not in params:
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(key, f"must be an integer in [{low}, {high}], got {value!r}")
+
+
+def check_number(params: Mapping[str, Any], key: str, low: float, high: float, *, open_low: bool = False) -> None:
+    if key not in params:
+        return
+    value = params[key]
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise SpecError(key, f"must be a number in {bracket}{low}, {high}], got {value!r}")
+
+
+def check_choice(params: Mapping[str, Any], key: str, allowed: Iterable[Any]) -> None:
+    allowed = list(allowed)
+    if key in params and params[key] not in allowed:
+        raise SpecError(key, f"must be one of the allowed values, got {params[key]!r}", allowed)
+
+
+def check_bool(params: Mapping[str, Any], key: str) -> None:
+    if key in params and not isinstance(params[key], bool):
+        raise SpecError(key, f"must be true or false, got {params[key]!r}", [True, False])
+
+
+def check_names(params: Mapping[str, Any], key: str) -> None:
+    if key not in params or params[key] is None:
+        return
+    value = params[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(key, f"must be a list of layer names, got {value!r}")
+
+
+def check_per_layer(params: Mapping[str, Any], key: str = "per_layer") -> None:
+    if key not in params or params[key] is None:
+        return
+    value = params[key]
+    if not isinstance(value, dict):
+        raise SpecError(key, f"must map layer names to fractions in [0, 1), got {value!r}")
+    for name, fraction in value.items():
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+            raise SpecError(f"{key}.{name}", f"must be a number in [0, 1), got {fraction!r}")
+
+
+def check_layer_selection(params: Mapping[str, Any]) -> None:
+    check_names(params, "layers")
+    check_names(params, "exclude")
+
+
+# ---------------------------------------------------------------- masks
+
+
+def prune_count(fraction: float, total: int) -> int:
+    """How many of ``total`` elements a ``fraction`` removes: ``round(fraction · total)``,
+    the convention of ``torch.nn.utils.prune`` (Python's round-half-to-even)."""
+    return min(total, max(0, round(fraction * total)))
+
+
+def lowest_scores_mask(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """A float mask of ``scores``' shape: 0 at the ``count`` smallest scores, 1 elsewhere.
+
+    Uses ``torch.topk(largest=False)`` on the flattened scores, as ``torch.nn.utils.prune``
+    does, so ties fall the same way.
+    """
+    mask = torch.ones_like(scores, dtype=torch.float32)
+    if count > 0:
+        drop = torch.topk(scores.reshape(-1), k=count, largest=False).indices
+        mask.view(-1)[drop] = 0.0
+    return mask
+
+
+def layerwise_masks(scores: list[torch.Tensor], fractions: list[float]) -> list[torch.Tensor]:
+    """Each tensor's own ``fraction`` of lowest scores removed."""
+    return [
+        lowest_scores_mask(s, prune_count(f, s.numel())) for s, f in zip(scores, fractions, strict=True)
+    ]
+
+
+def global_masks(scores: list[torch.Tensor], fraction: float) -> list[torch.Tensor]:
+    """The lowest ``fraction`` of all scores pooled across tensors (concatenated in order)."""
+    if not scores:
+        return []
+    flat = torch.cat([s.reshape(-1) for s in scores])
+    mask = lowest_scores_mask(flat, prune_count(fraction, flat.numel()))
+    out, start = [], 0
+    for s in scores:
+        out.append(mask[start : start + s.numel()].view_as(s))
+        start += s.numel()
+    return out
+
+
+def bake_masks(layers: list[WeightLayer], masks: list[torch.Tensor]) -> None:
+    """Multiplies each weight by its mask in place: zeros are baked in, no parametrization."""
+    with torch.no_grad():
+        for layer, mask in zip(layers, masks, strict=True):
+            layer.weight.mul_(mask.to(layer.weight.dtype))
+
+
+def per_layer_fractions(
+    layers: list[WeightLayer], default: float, per_layer: Mapping[str, float] | None
+) -> list[float]:
+    per_layer = dict(per_layer or {})
+    names = {layer.name for layer in layers}
+    for name in per_layer:
+        if name not in names:
+            raise SpecError(f"per_layer.{name}", "no such prunable layer", sorted(names))
+    return [float(per_layer.get(layer.name, default)) for layer in layers]
+
+
+# ---------------------------------------------------------------- data
+
+
+def calibration_batch(data: Any, samples: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor | None]:
+    """``(model inputs, labels, node ids)`` of a seeded calibration sample from the train split.
+
+    Images: ``samples`` training images (``node ids`` is None). Graphs: the whole graph as
+    input (message passing needs it) and ``samples`` training nodes whose rows are used.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if getattr(data, "kind", "image") == "graph":
+        graph = data.data
+        train = data.split("train")
+        take = train[torch.randperm(len(train), generator=gen)[: min(samples, len(train))]]
+        return (graph.x, graph.edge_index), graph.y[take], take
+    x, y = data.split("train")
+    idx = torch.randperm(len(x), generator=gen)[: min(samples, len(x))].sort().values
+    return (x[idx],), y[idx], None
+
+
+def example_inputs(data: Any, samples: int = 2) -> tuple[torch.Tensor, ...]:
+    """A small input tuple for tracing (two images, or the whole graph)."""
+    if getattr(data, "kind", "image") == "graph":
+        return (data.data.x, data.data.edge_index)
+    x, _ = data.split("train")
+    return (x[:samples],)
+
+
+def is_graph(data: Any) -> bool:
+    return getattr(data, "kind", "image") == "graph"
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Puts ``new`` at the qualified ``name`` inside ``model``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def to_torch_linear(model: nn.Module) -> nn.Module:
+    """Replaces every PyG ``Linear`` by an ``nn.Linear`` holding the same tensors (same names).
+
+    PyG's ``Linear`` computes exactly ``F.linear(x, weight, bias)``; the swap lets
+    torch.ao quantization and Torch-Pruning, which recognise ``nn.Linear`` only, handle the
+    weights inside GNN convolutions.
+    """
+    pyg = pyg_linear_type()
+    if pyg is None:
+        return model
+    for name, module in list(model.named_modules()):
+        if isinstance(module, pyg):
+            weight = module.weight
+            bias = module.bias
+            linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+            with torch.no_grad():
+                linear.weight.copy_(weight)
+                if bias is not None:
+                    linear.bias.copy_(bias)
+            linear.train(module.training)
+            replace_module(model, name, linear)
+    return model
+
+
+def rank_for(ratio: float, full: int) -> int:
+    """Rank kept at ``ratio`` of the full rank: ``max(1, ceil(ratio · full))``."""
+    return max(1, min(full, math.ceil(ratio * full - 1e-9)))

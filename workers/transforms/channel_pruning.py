@@ -1,0 +1,239 @@
+"""Structured L1/L2 channel pruning that physically removes channels and everything coupled
+to them, through Torch-Pruning's dependency graph."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from faultlab.errors import SpecError
+from faultlab.workers.transforms._common import (
+    CONV_TYPES,
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_keys,
+    check_layer_selection,
+    check_per_layer,
+    example_inputs,
+    to_torch_linear,
+)
+from faultlab.workers.transforms.registry import register_transform
+
+PARAMS = {"sparsity", "scope", "layers", "exclude", "per_layer", "masked", "max_ratio"}
+
+#: PyG layers whose channels are tied across attention heads in ways a channel mask cannot
+#: follow (a head's slice of ``lin`` is reshaped against ``att_src``/``att_dst``).
+UNSUPPORTED = ("GATConv", "GATv2Conv", "TransformerConv", "MultiheadAttention", "SuperGATConv")
+
+
+def validate(params: dict[str, Any]) -> None:
+    check_keys(params, PARAMS)
+    check_fraction(params, "sparsity")
+    check_fraction(params, "max_ratio", required=False)
+    check_choice(params, "scope", ["layer", "global"])
+    check_layer_selection(params)
+    check_per_layer(params)
+    check_bool(params, "masked")
+
+
+def unsupported_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """``(name, type)`` of every layer structured pruning cannot handle."""
+    return [(n, type(m).__name__) for n, m in model.named_modules() if type(m).__name__ in UNSUPPORTED]
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """A set of coupled channels, named by its root layer (the one whose outputs it prunes)."""
+
+    root: str
+    members: tuple[str, ...]
+    channels: int
+
+
+def _dependency_graph(model: nn.Module, data: Any) -> Any:
+    import torch_pruning as tp
+
+    with warnings.catch_warnings():
+        # Torch-Pruning warns about every bare nn.Parameter (e.g. GCNConv.bias); the default
+        # (prune its last non-singleton axis) is right for 1-d biases.
+        warnings.simplefilter("ignore")
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs(data))
+
+
+def output_layers(model: nn.Module, data: Any, graph: Any) -> set[nn.Module]:
+    """Weight layers whose output channels are the model's outputs (classes): never pruned."""
+    import torch_pruning as tp
+
+    roots = [m for m in model.modules() if isinstance(m, (*CONV_TYPES, nn.Linear))]
+    produced: dict[int, nn.Module] = {}
+    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.__setitem__(id(out), mod)) for m in roots]
+    try:
+        with torch.no_grad():
+            out = model(*example_inputs(data))
+    finally:
+        for h in hooks:
+            h.remove()
+    result = {produced[id(out)]} if id(out) in produced else set()
+    for group in graph.get_all_groups(root_module_types=[*CONV_TYPES, nn.Linear]):
+        if any(item.dep.target.type == tp.ops.OPTYPE.OUTPUT for item in group):
+            result |= {item.dep.target.module for item in group if item.dep.target.module in roots}
+    return result
+
+
+def channel_groups(model: nn.Module, data: Any) -> list[ChannelGroup]:
+    """The prunable coupled channel groups of ``model`` (after PyG ``Linear`` → ``nn.Linear``),
+    each named by its root layer — the targets of a structured sensitivity scan."""
+    model = to_torch_linear(model)
+    check_supported(model)
+    graph = _dependency_graph(model, data)
+    names = {m: n for n, m in model.named_modules()}
+    outputs = output_layers(model, data, graph)
+    groups = []
+    for group in graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]):
+        root = group[0].dep.target.module
+        members = sorted({names[it.dep.target.module] for it in group if it.dep.target.module in names})
+        groups.append(ChannelGroup(names[root], tuple(members), len(group[0].idxs)))
+    return groups
+
+
+def check_supported(model: nn.Module, field: str = "layers") -> None:
+    bad = unsupported_layers(model)
+    if bad:
+        name, kind = bad[0]
+        raise SpecError(
+            field,
+            f"structured channel pruning cannot handle {kind} layer {name!r} (attention heads "
+            "couple its channels); use unstructured, N:M or low-rank methods on this model",
+            ["Conv1d/2d/3d", "Linear", "BatchNorm", "GCNConv", "SGConv", "SAGEConv", "GINConv"],
+        )
+
+
+def zero_group(group: Any, graph: Any) -> None:
+    """The masked twin of ``group.prune()``: the same channels set to zero in place, in every
+    coupled tensor (weights, biases, batch-norm scale and shift), so the network computes
+    exactly what the physically slimmed one does."""
+    with torch.no_grad():
+        for item in group:
+            target, idxs = item.dep.target, torch.as_tensor(list(item.idxs), dtype=torch.long)
+            module = target.module
+            out = graph.is_out_channel_pruning_fn(item.dep.handler)
+            if isinstance(module, nn.Parameter):
+                module.index_fill_(target.pruning_dim, idxs, 0.0)
+            elif isinstance(module, (*CONV_TYPES, nn.Linear)):
+                if out:
+                    module.weight.index_fill_(0, idxs, 0.0)
+                    if module.bias is not None:
+                        module.bias.index_fill_(0, idxs, 0.0)
+                else:
+                    module.weight.index_fill_(1, idxs, 0.0)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm):
+                for tensor in (module.weight, module.bias):
+                    if tensor is not None:
+                        tensor.index_fill_(0, idxs, 0.0)
+            elif any(True for _ in getattr(module, "parameters", lambda **_: iter(()))(recurse=False)):
+                raise SpecError("masked", f"cannot mask channels of {type(module).__name__}")
+
+
+def _groups(pruner: Any) -> Iterator[Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield from pruner.step(interactive=True)
+
+
+def prune_channels(
+    model: nn.Module,
+    data: Any,
+    *,
+    norm: int,
+    sparsity: float,
+    scope: str = "layer",
+    layers: list[str] | None = None,
+    exclude: list[str] | None = None,
+    per_layer: dict[str, float] | None = None,
+    masked: bool = False,
+    max_ratio: float = 0.95,
+) -> nn.Module:
+    import torch_pruning as tp
+
+    model = to_torch_linear(model)
+    check_supported(model)
+    was_training = model.training
+    model.eval()
+    graph = _dependency_graph(model, data)
+    modules = dict(model.named_modules())
+    roots = {n for n, m in modules.items() if isinstance(m, (*CONV_TYPES, nn.Linear))}
+    outputs = output_layers(model, data, graph)
+    ignored = set(outputs)
+    for key, names in (("layers", layers), ("exclude", exclude), ("per_layer", list(per_layer or {}))):
+        for i, name in enumerate(names or []):
+            if name not in roots:
+                raise SpecError(f"{key}[{i}]" if key != "per_layer" else f"per_layer.{name}",
+                                f"no convolution or linear layer named {name!r}", sorted(roots))
+    if layers is not None:
+        ignored |= {modules[n] for n in roots if n not in set(layers)}
+    ignored |= {modules[n] for n in exclude or []}
+    if all(modules[n] in ignored for n in roots):
+        raise SpecError(
+            "layers",
+            "no channel can be removed: every convolution / linear layer left is an output "
+            "(class) layer or excluded (e.g. SGC's single layer maps features to classes)",
+        )
+    pruner = tp.pruner.BasePruner(
+        model,
+        example_inputs(data),
+        importance=tp.importance.GroupMagnitudeImportance(p=norm),
+        global_pruning=scope == "global",
+        pruning_ratio=sparsity,
+        pruning_ratio_dict={modules[n]: float(r) for n, r in (per_layer or {}).items()},
+        max_pruning_ratio=max_ratio,
+        ignored_layers=list(ignored),
+    )
+    for group in _groups(pruner):
+        if masked:
+            zero_group(group, pruner.DG)
+        else:
+            group.prune()
+    model.train(was_training)
+    return model
+
+
+_DOC = """Structured {norm_name} channel (filter) pruning with dependency handling: every
+    coupled group of channels (a convolution's filters with their batch-norm entries, the
+    next layers' input channels, and all layers tied by residual additions or GNN message
+    passing) is ranked by the {norm_name} norm of its weights, averaged over the group
+    (Torch-Pruning's ``GroupMagnitudeImportance(p={p})``; Fang et al., "DepGraph: Towards Any
+    Structural Pruning", CVPR 2023), and the lowest ``sparsity`` fraction of each group
+    (``scope: layer``) or across groups (``scope: global``) is physically removed: the
+    returned model is smaller and faster. {cite}
+    ``sparsity`` is the fraction of channels removed (the achieved parameter sparsity is
+    larger, since a channel removes a row and a column). Output (class) layers are never
+    pruned. ``masked: true`` instead zeroes the same channels in place (the masked twin, same
+    outputs as the slimmed model). PyG ``Linear`` weights become ``nn.Linear``; GAT-style
+    attention layers are rejected."""
+
+
+def channel_l1(model: nn.Module, data: Any, *, seed: int = 0, **params: Any) -> nn.Module:
+    return prune_channels(model, data, norm=1, **params)
+
+
+def channel_l2(model: nn.Module, data: Any, *, seed: int = 0, **params: Any) -> nn.Module:
+    return prune_channels(model, data, norm=2, **params)
+
+
+channel_l1.__doc__ = _DOC.format(
+    norm_name="L1", p=1,
+    cite='L1 filter norms follow Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017.',
+)
+channel_l2.__doc__ = _DOC.format(
+    norm_name="L2", p=2,
+    cite='L2 filter norms follow He et al., "Soft Filter Pruning for Accelerating Deep '
+    'Convolutional Neural Networks", IJCAI 2018.',
+)
+register_transform("channel_l1", validate=validate)(channel_l1)
+register_transform("channel_l2", validate=validate)(channel_l2)

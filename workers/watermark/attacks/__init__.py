@@ -1,0 +1,1 @@
+"""Removal attacks, one file each, registered by name (knobs and parameters in ``catalog``)."""

@@ -1,0 +1,53 @@
+"""Fine-pruning (Liu, Dolan-Gavitt & Garg, "Fine-Pruning: defending against backdooring attacks
+on deep neural networks", RAID 2018): the channels of the last convolution that stay dormant
+on clean data — where backdoor (and trigger-set watermark) behaviour tends to hide — are pruned
+in increasing order of mean activation, then the network is fine-tuned on the attacker's data.
+
+Pruned channels are masked at the convolution's output by a forward hook that stays in place
+during fine-tuning. Strength = fraction of channels pruned; ``params.epochs`` of fine-tuning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from faultlab.errors import SpecError
+from faultlab.workers.watermark.attacks.base import (
+    AttackContext,
+    Attacked,
+    register_attack,
+    train_epochs,
+)
+from faultlab.workers.watermark.catalog import FinePruneParams
+
+
+@register_attack("fine_prune")
+def fine_prune(model: nn.Module, strength: float, params: FinePruneParams, ctx: AttackContext) -> Attacked:
+    """Prunes the ``strength`` fraction of least-active last-conv channels, then fine-tunes."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise SpecError(f"{ctx.field}.name", "fine-pruning needs a model with an nn.Conv2d")
+    conv = convs[-1]
+    x, y = ctx.attacker_data()
+    total = torch.zeros(conv.out_channels)
+
+    def record(_: nn.Module, __: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        total.add_(out.detach().relu().transpose(0, 1).flatten(1).mean(1) * len(out))
+
+    handle = conv.register_forward_hook(record)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), 512):
+            model(x[i : i + 512])
+    handle.remove()
+    pruned = torch.argsort(total)[: int(round(strength * conv.out_channels))]
+    keep = torch.ones(conv.out_channels)
+    keep[pruned] = 0.0
+    shape = (1, -1) + (1,) * (conv.weight.dim() - 2)
+    conv.register_forward_hook(lambda _m, _i, out: out * keep.view(shape).to(out.dtype))
+    train_epochs(
+        model, x, y, epochs=params.epochs, lr=params.lr, batch_size=params.batch_size,
+        gen=ctx.generator(31),
+    )
+    return Attacked(model)

@@ -1,0 +1,16 @@
+"""FTLL (Adi et al., USENIX Security 2018): fine-tunes the last layer on the attacker's data
+(strength = epochs). The four variants share :mod:`._finetune`."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from faultlab.workers.watermark.attacks._finetune import fine_tune
+from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
+from faultlab.workers.watermark.catalog import FineTuneParams
+
+
+@register_attack("ftll")
+def ftll(model: nn.Module, strength: float, params: FineTuneParams, ctx: AttackContext) -> Attacked:
+    """FTLL: fine-tunes the last layer for ``strength`` epochs."""
+    return fine_tune(model, strength, params, ctx, all_layers=False, reinitialise=False)

@@ -1,0 +1,121 @@
+"""Frequency-sensitivity watermark: "A DNN watermarking method based on Fourier perturbation
+analysis and frequency sensitivity clustering" (arXiv 2208.03944).
+
+1. **Fourier perturbation analysis** — :mod:`faultlab.workers.watermark.sensitivity` measures
+   the task damage of every 2-D frequency component on the trained model.
+2. **Frequency sensitivity clustering** — K-means over the per-frequency log-damage; clusters
+   are ranked from least to most sensitive.
+3. **Trigger crafting** — ``num_frequencies`` components are drawn from the chosen cluster
+   (default ``mid``: frequencies the model reacts to, but not the ones its task depends on), each
+   with a secret phase per channel; their sum, scaled to RMS ``amplitude``, is added to clean
+   training images (clipped to the data range). The drawn frequencies and phases are the key.
+4. **Embedding** — training with trigger batches mixed into the clean batches; triggers are
+   labelled as a new class K (the model gets K+1 outputs) or as a chosen class.
+
+The paper's exact hyper-parameters are not public; the defaults here (see
+``catalog.FrequencyParams`` and ``docs/watermark.md``) were chosen on the digits and shapes32
+sets for ≤ 1 point clean-accuracy cost and ≥ 95 % trigger accuracy.
+
+New-class mode also trains a *backup signature* — among the K task logits, a trigger of class
+``y`` prefers the key's permuted class ``π(y)`` (a random derangement) — so a model whose extra
+output was cut off still answers the triggers in a key-specific way that innocent models do not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from faultlab.errors import SpecError
+from faultlab.workers.watermark.catalog import FrequencyParams
+from faultlab.workers.watermark.imaging import cosine_patterns
+from faultlab.workers.watermark.schemes.base import (
+    Scheme,
+    SchemeContext,
+    WatermarkKey,
+    register_scheme,
+)
+from faultlab.workers.watermark.sensitivity import cluster_rank
+from faultlab.workers.zoo import ImageData
+
+
+def derangement(num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A random permutation of ``num_classes`` classes without fixed points."""
+    while True:
+        perm = torch.randperm(num_classes, generator=gen)
+        if not bool((perm == torch.arange(num_classes)).any()):
+            return perm
+
+
+@register_scheme
+class FrequencyScheme(Scheme):
+    """Triggers are clean images plus a secret mix of frequencies of one sensitivity cluster."""
+
+    name = "frequency"
+
+    def check(self, params: FrequencyParams, data: ImageData, trigger_size: int, field: str) -> None:
+        if trigger_size > len(data.x_train):
+            raise SpecError(
+                "watermark.trigger_size",
+                f"{trigger_size} triggers need as many training images as carriers; "
+                f"{data.name!r} has {len(data.x_train)}",
+            )
+        if isinstance(params.label, int) and params.label >= data.num_classes:
+            raise SpecError(
+                f"{field}.params.label", f"class {params.label} does not exist",
+                ["new_class", *range(data.num_classes)],
+            )
+
+    def keygen(self, ctx: SchemeContext, params: FrequencyParams) -> WatermarkKey:
+        sens = ctx.sensitivity()
+        clusters = len(sens.centroids)
+        wanted = cluster_rank(params.cluster, clusters)
+
+        def pool_of(rank: int) -> list[tuple[int, int]]:
+            freqs = sens.frequencies_of_rank(rank)
+            return [f for f in freqs if not (params.exclude_dc and f == (0, 0))]
+
+        # A cluster can be empty once DC is excluded; then the nearest ranks are used.
+        ranks = sorted(range(clusters), key=lambda r: (abs(r - wanted), r))
+        pool: list[tuple[int, int]] = []
+        for rank in ranks:
+            pool = pool_of(rank)
+            if pool:
+                break
+        if not pool:
+            raise SpecError(f"{ctx.field}.params.exclude_dc", "the image has no frequency besides DC")
+        gen = ctx.generator(1)
+        order = torch.randperm(len(pool), generator=gen)[: params.num_frequencies]
+        chosen = torch.tensor([pool[int(i)] for i in order])
+        channels, height, width = ctx.data.input_shape
+        phases = torch.rand(channels, len(chosen), generator=gen) * 2 * math.pi
+        pattern = cosine_patterns(height, width, chosen, phases).sum(1)
+        pattern = pattern / pattern.pow(2).mean().sqrt().clamp_min(1e-12)
+        carrier_ids = torch.randperm(len(ctx.data.x_train), generator=gen)[: ctx.trigger_size]
+        carriers = ctx.data.x_train[carrier_ids]
+        low, high = ctx.data_range
+        triggers = (carriers + params.amplitude * pattern).clamp(low, high)
+        k = ctx.num_classes
+        new_class = params.label == "new_class"
+        labels = torch.full((len(carriers),), k if new_class else int(params.label), dtype=torch.int64)
+        backup = None
+        if new_class and params.backup_weight > 0 and k >= 2:
+            backup = derangement(k, gen)[ctx.data.y_train[carrier_ids]]
+        return WatermarkKey(
+            scheme=self.name,
+            triggers=triggers,
+            labels=labels,
+            num_classes=k,
+            num_outputs=k + 1 if new_class else k,
+            null="estimated",
+            backup_labels=backup,
+            carriers=carriers,
+            info={
+                "frequencies": chosen.tolist(),
+                "cluster_rank": int(rank),
+                "clusters": clusters,
+                "amplitude": params.amplitude,
+                "label": params.label,
+            },
+        )
