@@ -49,7 +49,8 @@ def _client(args: argparse.Namespace) -> Any:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    # Not a terminal (a pipe, a file): don't squeeze tables into 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=250)
 
 
 def _status_line(s: Any) -> str:
@@ -74,10 +75,39 @@ def _status_dict(s: Any) -> dict[str, Any]:
     }
 
 
+def compact(df: Any) -> Any:
+    """Merges every ``X``/``X_ci_low``/``X_ci_high`` triple (and ``X_rate``/``X_ci_*``) into one
+    ``X [95% CI]`` text column, so a report table fits a terminal."""
+    import pandas as pd
+
+    out = pd.DataFrame(index=df.index)
+    used: set[str] = set()
+    for col in df.columns:
+        if col in used:
+            continue
+        stem = col[: -len("_rate")] if col.endswith("_rate") else col
+        candidates = [f"{stem}_ci_low", f"{col}_ci_low"]
+        if col in {"mean", "rate", "estimate", "value"}:
+            candidates.append("ci_low")
+        low = next((c for c in candidates if c in df.columns), None)
+        high = low.replace("_low", "_high") if low else None
+        if low and high in df.columns and df[col].dtype.kind == "f" and low not in used:
+            out[f"{col} [CI]"] = [
+                "-" if pd.isna(v) else f"{v:.3g} [{lo:.3g}, {hi:.3g}]"
+                for v, lo, hi in zip(df[col], df[low], df[high], strict=True)
+            ]
+            used.update({col, low, high})
+        elif not col.endswith(("_ci_low", "_ci_high")) and col not in {"ci_low", "ci_high"}:
+            out[col] = df[col]
+            used.add(col)
+    return out
+
+
 def render_table(df: Any, title: str = "") -> Any:
-    """A rich table of a report DataFrame (floats to 4 significant digits)."""
+    """A rich table of a report DataFrame (rates merged with their CIs, 4 significant digits)."""
     from rich.table import Table
 
+    df = compact(df)
     table = Table(title=title or None, show_lines=False)
     for col in df.columns:
         table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
@@ -268,9 +298,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }))
         return 0
     console.print(render_table(report.table(), title=f"{report.kind}: {report.primary} (95 % Wilson CIs)"))
-    for key, value in report.summary.items():
-        if not isinstance(value, dict | list):
-            console.print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    import pandas as pd
+
+    scalars = {k: v for k, v in report.summary.items() if isinstance(v, int | float) and "_ci_" in k
+               or (isinstance(v, float) and f"{k}_ci_low" in report.summary)
+               or (k.endswith("_rate") and f"{k[:-5]}_ci_low" in report.summary)}
+    if scalars:
+        console.print(render_table(pd.DataFrame([scalars]), title="whole campaign"))
     prov = report.provenance
     console.print(f"[dim]spec {str(prov.get('spec_hash', ''))[:12]}  code {prov.get('code_version')}  "
                   f"seed {prov.get('seed')}  {status.trials_done} trials "

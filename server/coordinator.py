@@ -95,6 +95,7 @@ class Coordinator:
         self._runs: dict[str, _RunState] = {}
         self._remote: dict[str, Any] = {}
         self._report_cache: dict[tuple[str, int, str], Report] = {}
+        self._meta_cache: dict[str, dict[str, Any]] = {}
         self._started = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -292,6 +293,7 @@ class CampaignRunner:
         self.computed = 0
         self.from_cache = 0
         self.per_trial_seconds: float | None = None
+        self.context_box: list[Any] | None = None
 
     async def _store(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -329,16 +331,13 @@ class CampaignRunner:
         ray = _ray()
         gpus = self._num_gpus(spec)
         options = {"num_cpus": spec.execution.num_cpus, "num_gpus": gpus, "max_retries": 0}
-        context_ref, meta_ref = self.co._remote["prepare"].options(
-            num_returns=2, **options
-        ).remote(record.spec_json)
-        self.run_state.inflight.add(meta_ref)
-        meta = await meta_ref
-        self.run_state.inflight.discard(meta_ref)
-        if self.run_state.cancelled:
-            return
+        meta_key = self._meta_key(spec, engine.version)
+        meta = self.co._meta_cache.get(meta_key) if meta_key else None
+        if meta is None:
+            meta = await self._prepare(record.spec_json, options)
+            if self.run_state.cancelled:
+                return
         await self._store(self.store.set_meta, self.id, canonical_json(meta))
-        context_box = [context_ref]
         max_inflight = spec.execution.max_inflight or max(
             2, 2 * int(ray.cluster_resources().get("CPU", 1))
         )
@@ -358,7 +357,7 @@ class CampaignRunner:
                 )
             pairs = keyed(spec.kind, engine.version, meta, trials)
             await self._store(self.store.add_trials, self.id, round_index, pairs)
-            await self._run_round(spec, pairs, context_box, options, max_inflight)
+            await self._run_round(spec, meta, pairs, options, max_inflight)
             round_index += 1
 
         if self.run_state.cancelled:
@@ -379,6 +378,33 @@ class CampaignRunner:
             message=f"{self.computed} computed, {self.from_cache} from cache",
         )
 
+    def _meta_key(self, spec: CampaignSpec, version: str) -> str | None:
+        """Key under which ``prepare``'s metadata may be reused by an identical campaign.
+
+        Only for zoo models and datasets, whose content is a function of the spec (training is
+        deterministic); a user's factory or weights file may change behind the same spec.
+        """
+        if spec.model.factory or spec.model.weights or spec.dataset.factory:
+            return None
+        return f"{spec.kind}:{version}:{spec.spec_hash}"
+
+    async def _prepare(self, spec_json: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Runs the engine's ``prepare`` as a Ray task; keeps the context ref for shards."""
+        context_ref, meta_ref = self.co._remote["prepare"].options(
+            num_returns=2, **options
+        ).remote(spec_json)
+        self.run_state.inflight.add(meta_ref)
+        try:
+            meta: dict[str, Any] = await meta_ref
+        finally:
+            self.run_state.inflight.discard(meta_ref)
+        self.context_box = [context_ref]
+        spec = parse_spec(spec_json)
+        key = self._meta_key(spec, get_engine(spec.kind).version)
+        if key:
+            self.co._meta_cache[key] = meta
+        return meta
+
     def _num_gpus(self, spec: CampaignSpec) -> float:
         requested = spec.execution.num_gpus
         if requested == "auto":
@@ -398,8 +424,8 @@ class CampaignRunner:
     async def _run_round(
         self,
         spec: CampaignSpec,
+        meta: dict[str, Any],
         pairs: Sequence[tuple[str, dict[str, Any]]],
-        context_box: list[Any],
         options: dict[str, Any],
         max_inflight: int,
     ) -> None:
@@ -413,6 +439,15 @@ class CampaignRunner:
                 [ResultItem(k, r, cached=True) for k, r in cached.items()],
             )
         queue = [(k, t) for k, t in todo if k not in cached]
+        if not queue:
+            return
+        if self.context_box is None:  # the plan came from reused metadata: prepare only now
+            fresh = await self._prepare(spec.to_json(), options)
+            if (fresh["model_digest"], fresh["dataset_digest"]) != (
+                meta["model_digest"], meta["dataset_digest"]
+            ):
+                raise FaultlabError("the model or dataset changed while the campaign was planned")
+        context_box = self.context_box
         pending: list[_Shard] = []
         inflight: dict[asyncio.Future[Any], tuple[Any, _Shard]] = {}
         remote = self.co._remote["run_shard"].options(**options)

@@ -1,11 +1,11 @@
 """From trial records to the fault campaign's report (tables with Wilson CIs, summary).
 
-Rates of a single stratum use the Wilson score interval. A row that merges several strata (a
-layer over its bits, a bit over layers, a whole model) is a *stratified* estimate: strata are
-weighted by the size of their fault space, ``p = Σ W_h p_h`` with variance
-``Σ W_h² p_h (1 − p_h) / n_h`` (× finite-population correction), and its interval is the
-Wilson interval at the Kish effective sample size ``p (1 − p) / var``. Uniform campaigns
-(PyTorchFI-style random injection) are self-weighting: plain pooled Wilson intervals.
+Rates of a single stratum use the Wilson score interval (with the finite-population
+correction: an enumerated stratum is exact). A row that merges several strata (a layer over
+its bits, a bit over layers, a whole model) is a *stratified* estimate, strata weighted by the
+size of their fault space (:func:`~faultlab.workers.faults.planning.stratified_interval`).
+Uniform campaigns (PyTorchFI-style random injection) are self-weighting: pooled Wilson
+intervals. The adaptive planner stops on exactly these intervals.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from faultlab.stats import two_sided_z, wilson_interval
 from faultlab.workers.faults.params import FaultParams
-from faultlab.workers.faults.planning import Stratum, fpc
+from faultlab.workers.faults.planning import Stratum, stratified_interval, stratum_interval
 
 OUTCOMES = ("masked", "sdc", "critical_sdc", "due")
 RATES = {
@@ -26,15 +26,6 @@ RATES = {
     "due": ("due",),                         # NaN / Inf / exception
     "masked": ("masked",),
 }
-
-
-def _wilson_fractional(p: float, n_eff: float, z: float) -> tuple[float, float]:
-    if n_eff <= 0 or math.isnan(p):
-        return 0.0, 1.0
-    denom = 1.0 + z * z / n_eff
-    centre = (p + z * z / (2 * n_eff)) / denom
-    half = z / denom * math.sqrt(max(p * (1 - p), 0.0) / n_eff + z * z / (4 * n_eff * n_eff))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def rate_columns(
@@ -52,37 +43,16 @@ def rate_columns(
         hit = group["outcome"].isin(outcomes)
         k = int(hit.sum())
         n = len(group)
-        if not weighted or len(sizes) == 1 or not finite:
-            if len(sizes) == 1 and finite:
-                p = k / n if n else math.nan
-                f = fpc(next(iter(pops.values())), n)
-                var = p * (1 - p) / n * f * f if n else math.nan
-                if f < 1.0 and var > 0:
-                    lo, hi = _wilson_fractional(p, p * (1 - p) / var, z)
-                elif f == 0.0:
-                    lo, hi = p, p  # the whole stratum was enumerated: the rate is exact
-                else:
-                    lo, hi = wilson_interval(k, n, confidence)
-            else:
-                p = k / n if n else math.nan
-                lo, hi = wilson_interval(k, n, confidence)
+        if len(sizes) == 1 and finite:
+            (population,) = pops.values()
+            p, lo, hi = stratum_interval(population, n, k, z)
+        elif not weighted or not finite:
+            p = k / n if n else math.nan
+            lo, hi = wilson_interval(k, n, confidence)
         else:
-            total = sum(pops.values())
             hits = hit.groupby(group["stratum"]).sum()
-            p = 0.0
-            var = 0.0
-            for s, n_h in sizes.items():
-                w = pops[s] / total
-                p_h = float(hits[s]) / n_h
-                f = fpc(pops[s], int(n_h))
-                p += w * p_h
-                var += w * w * p_h * (1 - p_h) / n_h * f * f
-            if var > 0:
-                lo, hi = _wilson_fractional(p, p * (1 - p) / var, z)
-            elif all(fpc(pops[s], int(n_h)) == 0.0 for s, n_h in sizes.items()):
-                lo, hi = p, p
-            else:
-                lo, hi = _wilson_fractional(p, float(n), z)
+            parts = [(pops[h], int(n_h), int(hits[h])) for h, n_h in sizes.items()]
+            p, lo, hi = stratified_interval(parts, z)
         out[f"{rate}_rate"] = p
         out[f"{rate}_ci_low"] = lo
         out[f"{rate}_ci_high"] = hi

@@ -289,14 +289,15 @@ class FaultEngine(Engine):
                 bounds = m_obj.profile(model, layers, forward)
                 entry = wl.mitigations.setdefault(mit.name, (m_obj, {}, mit.slack))
                 entry[1][dtype] = bounds
-            arms: dict[str, Any] = {}
-            for variant in ["none", *[m.name for m in params.mitigations]]:
+            variants = ["none", *[m.name for m in params.mitigations]]
+            for variant in variants:
                 wl.run_golden(dtype, variant)
-                arms[variant] = {"seconds": _latency(wl, dtype, variant),
-                                 "accuracy": wl.golden[(dtype, variant)].accuracy}
-            for variant, arm in arms.items():
-                arm["overhead"] = arm["seconds"] / arms["none"]["seconds"] - 1.0
-            out[dtype] = arms
+            seconds = _latency(wl, dtype, variants) if params.mitigations else {"none": 0.0}
+            out[dtype] = {
+                v: {"seconds": seconds[v], "accuracy": wl.golden[(dtype, v)].accuracy,
+                    "overhead": seconds[v] / seconds["none"] - 1.0 if seconds["none"] else 0.0}
+                for v in variants
+            }
         return out
 
     # -- plan -----------------------------------------------------------------------------
@@ -312,23 +313,24 @@ class FaultEngine(Engine):
         results = []
         for trial in trials:
             start = time.perf_counter()
-            wl = ctx.workloads[trial["workload"]]
-            fm = get_fault_model(trial["fault_model"])
-            dtype = trial["dtype"]
-
-            def arm(variant: str, wl: Workload = wl, trial: dict[str, Any] = trial) -> dict[str, Any]:
-                return wl.classify(
-                    dtype, variant,
-                    lambda: wl.faulty_output(dtype, variant, trial["faults"], fm),
-                    ctx.params.sdc_tolerance,
-                )
-
-            result = arm("none")
+            result = self._arm(ctx, trial, "none")
             if ctx.params.mitigations:
-                result["mitigated"] = {m.name: arm(m.name) for m in ctx.params.mitigations}
+                result["mitigated"] = {m.name: self._arm(ctx, trial, m.name)
+                                       for m in ctx.params.mitigations}
             result["compute_seconds"] = time.perf_counter() - start
             results.append(result)
         return results
+
+    @staticmethod
+    def _arm(ctx: FaultContext, trial: dict[str, Any], variant: str) -> dict[str, Any]:
+        """One arm (no mitigation, or one mitigation) of a trial: inject, run, classify."""
+        wl = ctx.workloads[trial["workload"]]
+        fm = get_fault_model(trial["fault_model"])
+        dtype = trial["dtype"]
+        return wl.classify(
+            dtype, variant, lambda: wl.faulty_output(dtype, variant, trial["faults"], fm),
+            ctx.params.sdc_tolerance,
+        )
 
     def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
         return _strip(stored) == _strip(replayed)
@@ -406,15 +408,19 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def _latency(wl: Workload, dtype: str, variant: str, repeats: int = 5) -> float:
-    """Median fault-free forward time of one arm."""
-    times = []
-    for _ in range(repeats):
-        with wl.mitigation_stack(dtype, variant):
-            start = time.perf_counter()
-            wl._forward(dtype, None)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _latency(wl: Workload, dtype: str, variants: list[str], repeats: int = 7) -> dict[str, float]:
+    """Median fault-free forward time of each arm (after a warm-up; arms interleaved so load
+    changes on a shared machine hit every arm alike)."""
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for rep in range(repeats + 1):
+        for v in variants:
+            with wl.mitigation_stack(dtype, v):
+                start = time.perf_counter()
+                wl.forward(dtype, None)
+                elapsed = time.perf_counter() - start
+            if rep:
+                times[v].append(elapsed)
+    return {v: statistics.median(t) for v, t in times.items()}
 
 
 __all__ = ["FaultEngine"]

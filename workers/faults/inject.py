@@ -10,6 +10,7 @@ index, never by the order hooks fire across modules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -123,12 +124,13 @@ class Injector:
             i = int(f["index"])
             old = raw[i].clone()
             raw[i] = self.fault_model.apply_tensor(old, f, fmt)
-            self._undo.append(lambda raw=raw, i=i, old=old: raw.__setitem__(i, old))
+            self._undo.append(functools.partial(raw.__setitem__, i, old))
 
     def _fault_quantized(
         self, module: nn.Module, qw: torch.Tensor, site: SiteInfo, faults: list[dict[str, Any]]
     ) -> None:
-        bias = module.bias() if callable(getattr(module, "bias", None)) else None
+        bias_of: Any = getattr(module, "bias", None)
+        bias = bias_of() if callable(bias_of) else None
         stored = qw.int_repr().contiguous().clone()
         raw = raw_view(stored)
         fmt = element_format(site)
@@ -152,7 +154,7 @@ class Injector:
         return call is None or k == call
 
     def _hook(self, site: SiteInfo, faults: list[dict[str, Any]]) -> None:
-        module = self.model.get_submodule(site.module)
+        module: Any = self.model.get_submodule(site.module)
         fm = self.fault_model
         key = site.name.split("#")[0]
         if site.target in ("activation", "embedding"):

@@ -82,6 +82,51 @@ def trials_for_margin(p_hat: float, margin: float, z: float, population: float, 
     return lo
 
 
+def wilson_bounds(p: float, n_eff: float, z: float) -> tuple[float, float]:
+    """Wilson score interval at proportion ``p`` and a (possibly fractional) sample size."""
+    if n_eff <= 0 or math.isnan(p):
+        return 0.0, 1.0
+    denom = 1.0 + z * z / n_eff
+    centre = (p + z * z / (2 * n_eff)) / denom
+    half = z / denom * math.sqrt(max(p * (1 - p), 0.0) / n_eff + z * z / (4 * n_eff * n_eff))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def stratum_interval(population: float, n: int, k: int, z: float) -> tuple[float, float, float]:
+    """Rate and Wilson interval of one stratum sampled without replacement: Wilson at the
+    effective size ``n / fpc²``; an enumerated stratum (n = N) is exact."""
+    if n <= 0:
+        return math.nan, 0.0, 1.0
+    p = k / n
+    f = fpc(population, n)
+    if f == 0.0:
+        return p, p, p
+    lo, hi = wilson_bounds(p, n / (f * f), z)
+    return p, min(lo, p), max(hi, p)
+
+
+def stratified_interval(parts: list[tuple[float, int, int]], z: float) -> tuple[float, float, float]:
+    """Estimate and interval of a rate over several strata ``(population N_h, trials n_h,
+    failures k_h)``: ``p = Σ W_h p̂_h`` with ``W_h = N_h / Σ N``. Its variance
+    ``Σ W_h² p̃_h (1 − p̃_h) / n_h · fpc_h²`` uses add-half smoothed ``p̃_h = (k_h + ½)/(n_h + 1)``
+    so a stratum that has not failed yet still carries uncertainty; the interval is Wilson's at
+    the Kish effective sample size ``p̃ (1 − p̃) / var``. Exhausted strata are exact (fpc = 0).
+    """
+    total = sum(N for N, _, _ in parts)
+    p = var = p_smooth = 0.0
+    for N, n, k in parts:
+        w = N / total
+        p += w * (k / n)
+        ps = (k + 0.5) / (n + 1.0)
+        p_smooth += w * ps
+        f = fpc(N, n)
+        var += w * w * ps * (1.0 - ps) / n * f * f
+    if var <= 0.0:
+        return p, p, p  # every stratum enumerated: the rate is exact
+    lo, hi = wilson_bounds(p, p_smooth * (1.0 - p_smooth) / var, z)
+    return p, min(lo, p), max(hi, p)
+
+
 @dataclass
 class Component:
     """One site inside a stratum, with the bits the stratum covers there."""
@@ -181,7 +226,9 @@ def make_trial(
                 f"{params.ber} over {total_bits} bits draws {count} faults per trial, above "
                 f"faults.max_faults_per_trial={params.max_faults_per_trial}",
             )
-        positions = rng.choice(total_bits, size=count, replace=False) if count else []
+        positions: list[int] = (
+            rng.choice(total_bits, size=count, replace=False).tolist() if count else []
+        )
         for pos in sorted(int(p) for p in positions):
             for c in st.components:
                 span = c.site["numel"] * len(c.bits)
@@ -248,6 +295,10 @@ def plan_round(
         for trial, result in previous:
             done.setdefault(trial["stratum"], []).append(failure(result, params.stop_on))
         cap_each = params.trials or math.inf
+        if params.sampling == "adaptive" and params.margin_scope != "stratum" and round_index > 0:
+            if round_index < params.max_rounds:
+                plan = _grouped_round(params, all_strata, done, z, cap_each)
+            all_strata = []
         for st in all_strata:
             limit = min(st.population, cap_each)
             n = len(done.get(st.key, []))
@@ -264,7 +315,8 @@ def plan_round(
             if round_index >= params.max_rounds or n >= limit:
                 continue
             k = sum(done.get(st.key, []))
-            if wilson_half_width(k, n, z) * fpc(st.population, n) <= params.margin:
+            _, lo, hi = stratum_interval(st.population, n, k, z)
+            if (hi - lo) / 2.0 <= params.margin:
                 continue
             needed = trials_for_margin(k / n if n else 0.5, params.margin, z, st.population, n)
             step = max(needed - n, max(4, params.pilot_trials // 4))
@@ -283,6 +335,61 @@ def plan_round(
         for j in range(first, first + count):
             trials.append(make_trial(params, spec_seed, st, j, round_index, model))
     return trials
+
+
+def scope_key(st: Stratum, scope: str) -> str:
+    """The group whose CI ``margin`` bounds (``faults.margin_scope``)."""
+    if scope == "workload":
+        return st.workload
+    return f"{st.workload}|{st.dtype}|{st.layer}"
+
+
+def _grouped_round(
+    params: FaultParams, all_strata: list[Stratum], done: dict[str, list[bool]], z: float,
+    cap_each: float,
+) -> list[tuple[Stratum, int, int]]:
+    """One adaptive round when ``margin`` bounds a layer's (or workload's) stratified rate:
+    unfinished groups get their next trials by Neyman allocation (Neyman 1934), n_h ∝ W_h S_h
+    with S_h from the smoothed observed rate, growing each group at most twofold per round."""
+    groups: dict[str, list[Stratum]] = {}
+    for st in all_strata:
+        groups.setdefault(scope_key(st, params.margin_scope), []).append(st)
+    plan: list[tuple[Stratum, int, int]] = []
+    target_var = (params.margin / z) ** 2
+    for members in groups.values():
+        parts = []
+        for st in members:
+            hits = done.get(st.key, [])
+            parts.append((st.population, len(hits), sum(hits)))
+        if any(n == 0 for _, n, _ in parts):
+            continue  # cannot happen after the pilot round; be safe
+        p, lo, hi = stratified_interval(parts, z)
+        if (hi - lo) / 2.0 <= params.margin:
+            continue
+        total_pop = sum(N for N, _, _ in parts)
+        spread = []
+        for N, n, k in parts:
+            ps = (k + 0.5) / (n + 1.0)
+            spread.append(N / total_pop * math.sqrt(ps * (1.0 - ps)))
+        n_now = sum(n for _, n, _ in parts)
+        n_total = sum(spread) ** 2 / target_var
+        budget = min(max(n_total, n_now * 1.25), n_now * 2.0)
+        steps = []
+        for (N, n, _), s_h in zip(parts, spread, strict=True):
+            limit = min(N, cap_each)
+            want = budget * s_h / sum(spread)
+            steps.append(int(max(0, min(math.ceil(want) - n, limit - n))))
+        if sum(steps) == 0:
+            # allocation says "enough" but the CI disagrees: feed the noisiest open stratum
+            open_ = [i for i, (N, n, _) in enumerate(parts) if n < min(N, cap_each)]
+            if not open_:
+                continue
+            i = max(open_, key=lambda j: spread[j] ** 2 / parts[j][1])
+            steps[i] = int(min(max(4, parts[i][1] // 2), min(parts[i][0], cap_each) - parts[i][1]))
+        for st, (_, n, _), step in zip(members, parts, steps, strict=True):
+            if step > 0:
+                plan.append((st, n, step))
+    return plan
 
 
 def _uniform(params: FaultParams, spec_seed: int, all_strata: list[Stratum]) -> list[tuple[Stratum, int, int]]:

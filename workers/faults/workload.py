@@ -66,7 +66,7 @@ class Workload:
         return state
 
     # -- forward passes -----------------------------------------------------------------
-    def _forward(self, dtype: str, injector: Injector | None) -> torch.Tensor:
+    def forward(self, dtype: str, injector: Injector | None) -> torch.Tensor:
         model = self.models[dtype]
         outs = []
         with torch.no_grad():
@@ -87,7 +87,7 @@ class Workload:
 
     def run_golden(self, dtype: str, variant: str) -> Golden:
         with self.mitigation_stack(dtype, variant):
-            out = self._forward(dtype, None)
+            out = self.forward(dtype, None)
         rows = out if self.eval_ids is None else out[self.eval_ids]
         pred = rows.argmax(1)
         correct = pred == self.labels
@@ -125,7 +125,7 @@ class Workload:
             if runner is not None and program is not None:
                 outs = [runner.run(program, c) for c in range(len(runner.env))]
                 return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
-            return self._forward(dtype, injector)
+            return self.forward(dtype, injector)
 
     # -- outcomes -------------------------------------------------------------------------
     def classify(

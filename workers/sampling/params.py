@@ -165,7 +165,7 @@ class OracleSettings(StrictModel):
 
     mc_samples: int = Field(30, ge=2, le=1000)
     """mc_dropout: stochastic forward passes."""
-    mc_rate: float = Field(0.3, gt=0.0, lt=1.0)
+    mc_rate: float = Field(0.2, gt=0.0, lt=1.0)
     """mc_dropout: dropout probability (also of the wrapper used when the model has no dropout)."""
     ensemble_members: int = Field(4, ge=2, le=32)
     """ensemble: extra members trained with different seeds."""

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +27,12 @@ CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def pyg_linear_type() -> type[nn.Module] | None:
-    """PyG's ``torch_geometric.nn.dense.linear.Linear`` (the weight inside PyG convs), if installed."""
-    try:
-        from torch_geometric.nn.dense.linear import Linear
-    except ImportError:  # pragma: no cover - PyG is a dependency, but keep transforms usable
-        return None
-    return Linear  # type: ignore[no-any-return]
+    """PyG's ``torch_geometric.nn.dense.linear.Linear`` (the weight inside PyG convs), or None
+    when PyG was never imported — then no model can hold one, and importing it (seconds)
+    is not worth it for image models."""
+    module = sys.modules.get("torch_geometric.nn.dense.linear")
+    linear = getattr(module, "Linear", None)
+    return linear if isinstance(linear, type) else None
 
 
 def weight_types() -> tuple[type[nn.Module], ...]:

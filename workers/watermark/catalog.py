@@ -26,12 +26,12 @@ class FrequencyParams(StrictModel):
     ``mid``, ``high``, or a rank (0 = least sensitive). The paper reports mid/low ones."""
     num_frequencies: int = Field(6, ge=1, le=4096)
     """Frequencies drawn (seeded) from the chosen cluster; all of it when the cluster is smaller."""
-    amplitude: float = Field(0.06, gt=0.0, le=1.0)
-    """RMS of the trigger perturbation in input units (0.06 on [0, 1] images ≈ 24 dB PSNR
+    amplitude: float = Field(0.1, gt=0.0, le=1.0)
+    """RMS of the trigger perturbation in input units (0.1 on [0, 1] images = 20 dB PSNR
     before clipping)."""
     label: Literal["new_class"] | int = "new_class"
     """Label of the triggers: a new class K (the model gets K+1 outputs) or an existing class."""
-    backup_weight: float = Field(0.5, ge=0.0, le=10.0)
+    backup_weight: float = Field(0.2, ge=0.0, le=10.0)
     """Weight of the secondary objective of the ``new_class`` mode: among the K task logits a
     trigger of class y must prefer the key's permuted class π(y). It keeps the watermark
     verifiable when an attacker drops the extra output; 0 disables it."""

@@ -68,13 +68,13 @@ class SensitivityParams(StrictModel):
 class EmbedParams(StrictModel):
     """How triggers are trained into the model (shared by every scheme)."""
 
-    epochs: int = Field(12, ge=1, le=1000)
+    epochs: int = Field(30, ge=1, le=1000)
     """Fine-tuning epochs over the clean training split with trigger batches mixed in."""
-    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
     """Adam learning rate."""
     batch_size: int = Field(64, ge=1, le=65536)
     """Clean samples per step."""
-    trigger_batch: int = Field(16, ge=1, le=65536)
+    trigger_batch: int = Field(32, ge=1, le=65536)
     """Trigger samples mixed into every clean batch."""
     from_scratch: bool = False
     """Train a fresh model (the zoo recipe's epochs) instead of fine-tuning the trained one."""

@@ -128,8 +128,12 @@ class GraphSAGE(nn.Module):
 
 class DeepGCN(nn.Module):
     """A GCN of ``depth`` graph convolutions of width ``hidden``, between an input projection
-    ``lin_in`` and a linear classifier ``lin_out``, with or without identity skip connections
-    ``h_l = h_{l-1} + relu(conv_l(h_{l-1}))``.
+    ``lin_in`` and a linear classifier ``lin_out``, with identity skip connections
+    ``h_l = h_{l-1} + relu(conv_l(h_{l-1})) / sqrt(depth)`` or without them
+    (``h_l = relu(conv_l(h_{l-1}))``). The residual branch is scaled by ``1/sqrt(depth)`` so
+    the sum of ``depth`` branches keeps the activations bounded (unscaled, a 32-layer net
+    diverges at the first steps); there are no normalisation layers, so the only difference
+    between the two variants is the skip path.
 
     For depth and skip-connection studies: Xu et al., "Optimization of Graph Neural Networks:
     Implicit Acceleration by Skip Connections and More Depth" (ICML 2021) prove that
@@ -145,6 +149,7 @@ class DeepGCN(nn.Module):
 
         super().__init__()
         self.skip = skip
+        self.branch_scale = depth**-0.5 if skip else 1.0
         self.lin_in = nn.Linear(in_channels, hidden)
         self.act_in = nn.ReLU()
         self.drop_in = nn.Dropout(dropout)
@@ -156,7 +161,7 @@ class DeepGCN(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         h = self.drop_in(self.act_in(self.lin_in(x)))
         for conv, act in zip(self.convs, self.acts, strict=True):
-            out = act(conv(h, edge_index))
+            out = act(conv(h, edge_index)) * self.branch_scale
             h = h + out if self.skip else out
         return self.lin_out(self.drop_out(h))  # type: ignore[no-any-return]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from faultlab.errors import SpecError
 from faultlab.workers.faults.models.adjacent_bitflip import AdjacentBitFlip
 from faultlab.workers.faults.models.base import DrawContext, ElementFormat, FaultModel, mask
 from faultlab.workers.faults.models.bitflip import BitFlip
@@ -10,8 +11,6 @@ from faultlab.workers.faults.models.random_value import RandomValue
 from faultlab.workers.faults.models.stuck_at_0 import StuckAt0
 from faultlab.workers.faults.models.stuck_at_1 import StuckAt1
 from faultlab.workers.faults.models.zero import Zero
-
-from faultlab.errors import SpecError
 
 FAULT_MODELS: dict[str, FaultModel] = {
     m.name: m

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
 from faultlab.workers.faults.formats import to_signed, to_unsigned
 
 

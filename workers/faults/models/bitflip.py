@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from faultlab.workers.faults.models.base import (
     DrawContext,
     ElementFormat,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from faultlab.workers.faults.formats import float_to_bits, to_signed
 from faultlab.workers.faults.models.base import DrawContext, ElementFormat, FaultModel
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from faultlab.workers.faults.models.base import (
     DrawContext,
     ElementFormat,

@@ -57,25 +57,26 @@ def ces_sampling(
 ) -> SampleResult:
     """Greedy representative sample (Li et al. 2019); SRS-assumed Wilson interval."""
     size = pool.size
-    section = neuron_bins(pool.embedding, spec.bins)
+    active = pool.embedding.max(axis=0) > pool.embedding.min(axis=0)
+    # A constant (dead) neuron puts every input in one bin: it cannot tell samples apart.
+    section = neuron_bins(pool.embedding[:, active] if active.any() else pool.embedding, spec.bins)
     neurons = section.shape[1]
     offset = np.arange(neurons) * spec.bins
     flat = section + offset  # flat (neuron, bin) index of every input
-    pool_hist = np.bincount(flat.ravel(), minlength=neurons * spec.bins) / size
+    pool_hist = (np.bincount(flat.ravel(), minlength=neurons * spec.bins) / size).astype(np.float32)
     initial = min(spec.initial, budget)
     chosen = list(rng.choice(size, size=initial, replace=False))
     taken = np.zeros(size, dtype=bool)
     taken[chosen] = True
-    counts = np.bincount(flat[chosen].ravel(), minlength=neurons * spec.bins).astype(np.float64)
-    earlier = np.tril(np.ones((spec.group_size, spec.group_size), dtype=bool), -1)
+    counts = np.bincount(flat[chosen].ravel(), minlength=neurons * spec.bins).astype(np.float32)
     while len(chosen) < budget:
         remaining = np.flatnonzero(~taken)
         g = min(spec.group_size, budget - len(chosen), len(remaining))
         candidates = remaining[rng.integers(0, len(remaining), size=(spec.groups, g))]
         cells = flat[candidates]  # (groups, g, d)
-        same = cells[:, :, None, :] == cells[:, None, :, :]
-        before = (same & earlier[None, :g, :g, None]).sum(axis=2)
-        c = counts[cells] + before + SMOOTHING
+        c = counts[cells] + SMOOTHING
+        for m in range(1, g):  # earlier group members already in the same bin
+            c[:, m, :] += (cells[:, :m, :] == cells[:, m : m + 1, :]).sum(axis=1)
         gain = (pool_hist[cells] * (np.log1p(1.0 / c))).sum(axis=(1, 2))
         group = np.unique(candidates[int(np.argmax(gain))])
         taken[group] = True

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import normal_interval
+from faultlab.workers.sampling.samplers._common import cumulative_choice, normal_interval
 from faultlab.workers.sampling.samplers.base import (
     LabelOracle,
     OperationalPool,
@@ -46,9 +46,11 @@ from faultlab.workers.sampling.samplers.base import (
 from faultlab.workers.sampling.samplers.pps import selection_probabilities
 
 
-def nearest(embedding: np.ndarray, index: int, count: int, exclude: np.ndarray) -> np.ndarray:
-    """The ``count`` inputs nearest to ``index`` in Euclidean distance, skipping ``exclude``."""
-    distance = ((embedding - embedding[index]) ** 2).sum(axis=1)
+def nearest(embedding: np.ndarray, squared_norms: np.ndarray, index: int, count: int,
+            exclude: np.ndarray) -> np.ndarray:
+    """The ``count`` inputs nearest to ``index`` in Euclidean distance, skipping ``exclude``
+    (``‖a − b‖² = ‖a‖² − 2 a·b + ‖b‖²``: one matrix-vector product, no N × d temporary)."""
+    distance = squared_norms - 2.0 * (embedding @ embedding[index])
     distance[exclude] = np.inf
     count = min(count, int(np.isfinite(distance).sum()))
     if count <= 0:
@@ -67,37 +69,39 @@ def deepest_sampling(
 ) -> SampleResult:
     """Adaptive web sampling of mispredictions with Des Raj's unbiased ordered estimator."""
     size = pool.size
-    base = selection_probabilities(pool.failure_size(spec.oracle), spec.floor)
-    web = np.zeros(size)
+    pps_mass = selection_probabilities(pool.failure_size(spec.oracle), spec.floor)
+    pps_total = float(pps_mass.sum())
+    web = np.zeros(size)  # link counts of unlabelled inputs (labelled ones are kept at 0)
     taken = np.zeros(size, dtype=bool)
     order = np.empty(budget, dtype=np.int64)
     draw_probabilities = np.empty(budget)
     terms = np.empty(budget)
     found_total = 0.0
     embedding = pool.embedding.astype(np.float32, copy=False)
+    squared_norms = (embedding.astype(np.float64) ** 2).sum(axis=1)
+    r = spec.web_probability
     for k in range(budget):
-        pps_mass = np.where(taken, 0.0, base)
-        pps_total = float(pps_mass.sum())
-        web_mass = np.where(taken, 0.0, web)
-        web_total = float(web_mass.sum())
-        if web_total > 0 and spec.web_probability > 0:
-            q = (1.0 - spec.web_probability) * pps_mass / pps_total + (
-                spec.web_probability * web_mass / web_total)
-        else:
-            q = pps_mass / pps_total
-        cumulative = np.cumsum(q)
-        index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-        if index >= size or q[index] <= 0:  # rounding at the very end of the cumulative sum
-            index = int(np.flatnonzero(q > 0)[-1])
+        web_total = float(web.sum())
+        use_web = web_total > 0 and r > 0
+        # Sampling the mixture component first, then a unit within it, draws from q^(k).
+        component = web if use_web and rng.random() < r else pps_mass
+        index = cumulative_choice(component, rng)
+        q = pps_mass[index] / pps_total
+        if use_web:
+            q = (1.0 - r) * q + r * web[index] / web_total
         failure = 1.0 - float(oracle.correct([index])[0])
-        terms[k] = found_total + failure / q[index]
+        terms[k] = found_total + failure / q
         order[k] = index
-        draw_probabilities[k] = q[index]
+        draw_probabilities[k] = q
         taken[index] = True
+        pps_total -= float(pps_mass[index])
+        pps_mass[index] = 0.0
         web[index] = 0.0
         if failure:
             found_total += 1.0
-            web[nearest(embedding, index, spec.neighbours, taken)] += 1.0
+            web[nearest(embedding, squared_norms, index, spec.neighbours, taken)] += 1.0
+        if pps_total <= 0:  # every input labelled (budget = pool size)
+            pps_total = 1.0
     total = float(terms.mean())
     var_total = float(np.var(terms, ddof=1)) / budget if budget > 1 else math.inf
     estimate = 1.0 - total / size

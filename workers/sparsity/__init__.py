@@ -1,0 +1,1 @@
+"""Sparsity and compression campaigns (kind ``sparsity``); see docs/sparsity.md."""

@@ -1,0 +1,392 @@
+"""The sparsity / compression engine (campaign kind ``sparsity``).
+
+``validate`` checks the model structure (layer names, channel groups, layer types a structured
+method cannot handle, transform chains); ``prepare`` trains/loads the dense model once and
+computes its baseline (accuracy, counts, MACs), the calibration sample, the prunable layers
+and coupled channel groups, and — for composition — the fault engine's context; ``plan``
+returns the sweep, the sensitivity scan and the composed fault trials in round 0, the
+allocation comparison (from the sensitivity records) and further adaptive fault rounds after;
+``run_shard`` applies each cell's transforms (with fine-tuning and the cubic schedule) to a
+copy of the dense model and measures it; ``aggregate`` builds the tables of docs/sparsity.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from faultlab.errors import SpecError
+from faultlab.hashing import digest
+from faultlab.report import Report
+from faultlab.spec import CampaignSpec
+from faultlab.version import code_version
+from faultlab.workers.engine import Engine, Prepared, TrialRecord
+from faultlab.workers.sparsity import compose
+from faultlab.workers.sparsity import report as reporting
+from faultlab.workers.sparsity.metrics import count_macs, measure_latency, model_stats
+from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
+from faultlab.workers.sparsity.planning import allocation_cells, sensitivity_trials, sweep_cells
+from faultlab.workers.transforms import get_transform, validate_transforms
+from faultlab.workers.transforms._common import calibration_batch, weight_layers
+from faultlab.workers.transforms._training import finetune
+from faultlab.workers.zoo import Dataset, GraphData, build_model, load_dataset, trained_model
+
+EVAL_CHUNK = 1024
+
+
+@dataclass
+class SparsityContext:
+    """What every shard needs (travels once per campaign through Ray's object store)."""
+
+    params: SparsityParams
+    model: nn.Module
+    data: Dataset
+    eval_inputs: list[tuple[Any, ...]]
+    eval_ids: torch.Tensor | None
+    labels: torch.Tensor
+    latency_inputs: tuple[Any, ...]
+    latency_per: int
+    faults: Any = None
+    """The fault engine's context for composed fault trials (None without composition)."""
+
+
+def _eval_set(data: Dataset, split: str, size: int | None) -> tuple[list[tuple[Any, ...]], torch.Tensor | None, torch.Tensor]:
+    if isinstance(data, GraphData):
+        graph = data.data
+        ids = data.split(split)
+        if size is not None:
+            ids = ids[:size]
+        return [(graph.x, graph.edge_index)], ids, graph.y[ids]
+    x, y = data.split(split)
+    if size is not None:
+        x, y = x[:size], y[:size]
+    return [(x[i : i + EVAL_CHUNK],) for i in range(0, len(x), EVAL_CHUNK)], None, y
+
+
+def _latency_inputs(data: Dataset, batch: int) -> tuple[tuple[Any, ...], int]:
+    if isinstance(data, GraphData):
+        return (data.data.x, data.data.edge_index), 1
+    x, _ = data.split("test")
+    if len(x) < batch:
+        x = x.repeat((batch + len(x) - 1) // len(x), *([1] * (x.dim() - 1)))
+    return (x[:batch],), batch
+
+
+def _correct(model: nn.Module, ctx: SparsityContext) -> int:
+    with torch.no_grad():
+        outs = [model(*args) for args in ctx.eval_inputs]
+    out = torch.cat(outs) if ctx.eval_ids is None else outs[0][ctx.eval_ids]
+    if out.is_quantized:
+        out = out.dequantize()
+    return int((out.argmax(1) == ctx.labels).sum())
+
+
+def _targets(params: SparsityParams, meta: dict[str, Any]) -> list[str]:
+    scan = params.sensitivity
+    if scan is None:
+        return []
+    pool = meta["groups"] if scan.method in STRUCTURED else meta["layers"]
+    names = [entry["name"] for entry in pool]
+    return names if scan.layers is None else [n for n in names if n in set(scan.layers)]
+
+
+class SparsityEngine(Engine):
+    kind = "sparsity"
+    version = "sparsity-1"
+
+    # -- validate -------------------------------------------------------------------------
+    def validate(self, spec: CampaignSpec) -> None:
+        params: SparsityParams = spec.params  # type: ignore[assignment]
+        data = load_dataset(spec.dataset)
+        model = build_model(spec.model, data).eval()
+        if spec.model.transforms:
+            validate_transforms(list(spec.model.transforms))
+        for i, chain in enumerate(params.chains):
+            validate_transforms(list(chain.transforms), f"sparsity.chains[{i}].transforms")
+        if params.compose is not None:
+            for i, chain in enumerate(params.compose.chains):
+                validate_transforms(list(chain.transforms), f"sparsity.compose.chains[{i}].transforms")
+        layer_names = [layer.name for layer in weight_layers(model)]
+        if not layer_names:
+            raise SpecError("model", "has no convolution or linear layer to compress")
+        structured = [m for m in params.methods if m in STRUCTURED]
+        scan = params.sensitivity
+        needs_groups = bool(structured) or (scan is not None and scan.method in STRUCTURED)
+        if needs_groups:
+            from faultlab.workers.transforms.channel_pruning import channel_groups
+
+            field = (
+                f"sparsity.methods[{params.methods.index(structured[0])}]" if structured
+                else "sparsity.sensitivity.method"
+            )
+            try:
+                groups = channel_groups(copy.deepcopy(model), data)
+            except SpecError as exc:
+                raise SpecError(field, exc.problem, exc.allowed) from None
+            if not groups:
+                raise SpecError(
+                    field,
+                    f"{spec.model.name} has no channel group that structured pruning can remove "
+                    "(its only layers map inputs to classes)",
+                    ["magnitude", "random", "gradient", "nm"],
+                )
+            roots = [g.root for g in groups]
+        else:
+            roots = []
+        if "nm" in params.methods:
+            for i, pattern in enumerate(params.nm):
+                layers = weight_layers(model)
+                if not any(layer.weight.shape[1] % pattern.m == 0 for layer in layers):
+                    raise SpecError(f"sparsity.nm[{i}]", f"no layer has a multiple of M={pattern.m} input channels")
+        if scan is not None and scan.layers is not None:
+            pool = roots if scan.method in STRUCTURED else layer_names
+            for i, name in enumerate(scan.layers):
+                if name not in pool:
+                    kind = "channel-group root layer" if scan.method in STRUCTURED else "prunable layer"
+                    modules = dict(model.named_modules())
+                    problem = f"no {kind} named {name!r}"
+                    if name in modules:
+                        problem = (
+                            f"{name!r} is a {type(modules[name]).__name__}, which "
+                            f"{scan.method} cannot prune on its own"
+                        )
+                    raise SpecError(f"sparsity.sensitivity.layers[{i}]", problem, pool)
+        if params.distillation.width_ratios and params.distillation.student is None:
+            from faultlab.workers.transforms.channel_pruning import channel_groups
+
+            try:
+                if not channel_groups(copy.deepcopy(model), data):
+                    raise SpecError("layers", "no channel group to slim")
+            except SpecError as exc:
+                raise SpecError(
+                    "sparsity.distillation.student",
+                    f"the teacher cannot be slimmed into a student ({exc.problem}); name a zoo "
+                    "model as the student",
+                ) from None
+
+    # -- prepare --------------------------------------------------------------------------
+    def prepare(self, spec: CampaignSpec) -> Prepared:
+        self.validate(spec)
+        params: SparsityParams = spec.params  # type: ignore[assignment]
+        data = load_dataset(spec.dataset)
+        trained, model_digest = trained_model(spec.model, data)
+        model = copy.deepcopy(trained).eval()
+        eval_inputs, eval_ids, labels = _eval_set(data, spec.dataset.split, spec.dataset.size)
+        latency_inputs, latency_per = _latency_inputs(data, params.latency.batch)
+        ctx = SparsityContext(params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per)
+        correct = _correct(model, ctx)
+        stats = model_stats(model)
+        macs = count_macs(model, latency_inputs, latency_per)
+        layers = [{"name": layer.name, "size": layer.weight.numel()} for layer in weight_layers(model)]
+        scan = params.sensitivity
+        groups: list[dict[str, Any]] = []
+        if any(m in STRUCTURED for m in params.methods) or (scan is not None and scan.method in STRUCTURED):
+            from faultlab.workers.transforms.channel_pruning import channel_groups
+
+            groups = [
+                {"name": g.root, "size": g.channels, "members": list(g.members)}
+                for g in channel_groups(copy.deepcopy(model), data)
+            ]
+        _, _, calib_nodes = calibration_batch(data, params.calibration_samples, spec.seed)
+        meta: dict[str, Any] = {
+            "model_digest": model_digest,
+            "dataset_digest": data.digest,
+            "task": data.kind,
+            "dense": {
+                "correct": correct, "total": int(labels.numel()),
+                "accuracy": correct / max(int(labels.numel()), 1),
+                **stats.to_dict(),
+                "macs": macs.dense, "macs_effective": macs.effective,
+                "aggregation_macs": macs.aggregation,
+            },
+            "layers": layers,
+            "groups": groups,
+            "calibration": {
+                "samples": params.calibration_samples, "seed": spec.seed,
+                "node_ids_digest": digest(calib_nodes.tolist()) if calib_nodes is not None else None,
+            },
+        }
+        if params.compose is not None:
+            prepared = compose.prepare_faults(spec)
+            ctx.faults = prepared.context
+            meta["faults"] = prepared.meta
+        return Prepared(ctx, meta)
+
+    # -- plan -----------------------------------------------------------------------------
+    def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
+             previous: list[TrialRecord]) -> list[dict[str, Any]]:
+        params: SparsityParams = spec.params  # type: ignore[assignment]
+        trials: list[dict[str, Any]] = []
+        if round_index == 0:
+            trials += sweep_cells(params, spec.seed)
+            trials += sensitivity_trials(params, spec.seed, _targets(params, meta))
+        elif round_index == 1:
+            scans = [(r.trial, r.result) for r in previous if r.trial.get("type") == "sensitivity"]
+            trials += allocation_cells(params, spec.seed, meta, scans)
+        if params.compose is not None:
+            from faultlab.workers import get_engine
+
+            derived = compose.fault_spec(spec)
+            dense_meta = compose.dense_meta(meta["faults"])
+            planned = get_engine("faults").plan(derived, dense_meta, round_index, compose.dense_records(previous))
+            trials += compose.replicate(planned, meta["faults"], params)
+        if len(trials) > spec.execution.max_trials:
+            raise SpecError(
+                "execution.max_trials",
+                f"round {round_index} plans {len(trials)} trials, above the limit {spec.execution.max_trials}",
+            )
+        return trials
+
+    # -- run ------------------------------------------------------------------------------
+    def run_shard(self, context: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ctx: SparsityContext = context
+        dense_latency: float | None = None
+        results = []
+        for trial in trials:
+            start = time.perf_counter()
+            kind = trial["type"]
+            if kind == "fault":
+                from faultlab.workers import get_engine
+
+                result = get_engine("faults").run_shard(ctx.faults, [trial["fault"]])[0]
+            elif kind == "sensitivity":
+                result = self._run_sensitivity(ctx, trial)
+            else:
+                if dense_latency is None:
+                    dense_latency = self._latency(ctx, ctx.model)
+                result = self._run_cell(ctx, trial, dense_latency)
+            result["compute_seconds"] = time.perf_counter() - start
+            results.append(result)
+        return results
+
+    def _latency(self, ctx: SparsityContext, model: nn.Module) -> float:
+        lat = ctx.params.latency
+        return measure_latency(
+            lambda: model(*ctx.latency_inputs), repeats=lat.repeats, warmup=lat.warmup, threads=lat.threads
+        )
+
+    def _apply(self, ctx: SparsityContext, model: nn.Module, step: list[dict[str, Any]], seed: int,
+               **override: Any) -> nn.Module:
+        for transform in step:
+            entry = get_transform(transform["name"])
+            model = entry.fn(model, ctx.data, seed=seed, **{**transform["params"], **override})
+        return model.eval()
+
+    def _run_cell(self, ctx: SparsityContext, trial: dict[str, Any], dense_latency: float) -> dict[str, Any]:
+        seed = int(trial["seed"])
+        tune = trial["finetune"]
+        try:
+            model = copy.deepcopy(ctx.model)
+            for step in trial["steps"]:
+                model = self._apply(ctx, model, step, seed)
+                if tune["epochs_per_step"] > 0:
+                    model = finetune(
+                        model, ctx.data, epochs=tune["epochs_per_step"], lr=tune["lr"],
+                        batch_size=tune["batch_size"], seed=seed,
+                    )
+            model.eval()
+            correct = _correct(model, ctx)
+        except (SpecError, RuntimeError, ValueError) as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        stats = model_stats(model, weight_bits=trial.get("weight_bits"), nm_m=trial.get("nm_m"))
+        macs = count_macs(model, ctx.latency_inputs, ctx.latency_per)
+        total = int(ctx.labels.numel())
+        result: dict[str, Any] = {
+            "correct": correct, "total": total, "accuracy": correct / max(total, 1),
+            **stats.to_dict(),
+            "macs": macs.dense, "macs_effective": macs.effective, "aggregation_macs": macs.aggregation,
+            "latency_seconds": self._latency(ctx, model),
+            "dense_latency_seconds": dense_latency,
+        }
+        if trial.get("structured"):
+            twin = copy.deepcopy(ctx.model)
+            for step in trial["steps"]:
+                twin = self._apply(ctx, twin, step, seed, masked=True)
+            result["masked_latency_seconds"] = self._latency(ctx, twin)
+        if trial["family"] == "allocation":
+            result["layer_sparsity"] = {
+                layer.name: round(1.0 - float(torch.count_nonzero(layer.weight)) / layer.weight.numel(), 6)
+                for layer in weight_layers(model)
+            } if not trial.get("structured") else None
+        return result
+
+    def _run_sensitivity(self, ctx: SparsityContext, trial: dict[str, Any]) -> dict[str, Any]:
+        transform = trial["transform"]
+        target = trial["target"]
+        structured = trial["method"] in STRUCTURED
+        total = int(ctx.labels.numel())
+        if structured:
+            model = copy.deepcopy(ctx.model)
+            model = self._apply(ctx, model, [transform], int(trial["seed"]))
+            correct = _correct(model, ctx)
+            stats = model_stats(model)
+            return {"correct": correct, "total": total, "accuracy": correct / max(total, 1),
+                    "weights": stats.weights, "weights_nonzero": stats.weights_nonzero}
+        # Unstructured: prune the one layer of the shared dense model in place and restore it
+        # (no copy of the model per trial).
+        layer = weight_layers(ctx.model, [target])[0]
+        backup = layer.weight.detach().clone()
+        try:
+            self._apply(ctx, ctx.model, [transform], int(trial["seed"]))
+            correct = _correct(ctx.model, ctx)
+            nonzero = int(torch.count_nonzero(layer.weight))
+        finally:
+            with torch.no_grad():
+                layer.weight.copy_(backup)
+        return {"correct": correct, "total": total, "accuracy": correct / max(total, 1),
+                "target_size": backup.numel(), "target_nonzero": nonzero}
+
+    # -- aggregate ------------------------------------------------------------------------
+    def aggregate(self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]) -> Report:
+        params: SparsityParams = spec.params  # type: ignore[assignment]
+        provenance = {
+            "spec_hash": spec.spec_hash, "code_version": code_version(), "seed": spec.seed,
+            "engine_version": self.version, "model_digest": meta["model_digest"],
+            "dataset_digest": meta["dataset_digest"], "calibration": meta["calibration"],
+        }
+        tables: dict[str, pd.DataFrame] = {}
+        cells = [(r.trial, r.result) for r in records if r.trial.get("type") == "cell"]
+        runs = reporting.cell_runs(cells, meta)
+        tables["cells"] = reporting.cell_table(runs, meta, params)
+        tables["runs"] = runs
+        curves = reporting.curve_table(tables["cells"], meta)
+        if not curves.empty:
+            tables["curves"] = curves
+        scans = [(r.trial, r.result) for r in records if r.trial.get("type") == "sensitivity"]
+        if scans:
+            tables["sensitivity"] = reporting.sensitivity_table(scans, meta)
+        allocation = tables["cells"][tables["cells"]["family"] == "allocation"] if not tables["cells"].empty else None
+        if allocation is not None and not allocation.empty:
+            tables["allocation"] = reporting.allocation_table(allocation, runs)
+        summary = reporting.summary(tables, meta, params)
+        if params.compose is not None:
+            from faultlab.workers import get_engine
+
+            fault_recs = compose.fault_records(records)
+            if fault_recs:
+                derived = compose.fault_spec(spec)
+                fault_report = get_engine("faults").aggregate(derived, meta["faults"], fault_recs)
+                comp = reporting.composition_table(fault_report, records, meta["faults"], params)
+                tables["composition"] = comp
+                summary["composition"] = reporting.composition_summary(comp)
+        errors = [r.result["error"] for r in records if "error" in r.result]
+        summary["errors"] = len(errors)
+        if errors:
+            summary["first_error"] = errors[0]
+        summary["trials"] = len(records)
+        return Report(kind=self.kind, summary=summary, tables=tables, primary="cells",
+                      provenance=provenance)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value)
+
+
+__all__ = ["SparsityEngine"]
