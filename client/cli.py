@@ -91,7 +91,7 @@ def compact(df: Any) -> Any:
             candidates.append("ci_low")
         low = next((c for c in candidates if c in df.columns), None)
         high = low.replace("_low", "_high") if low else None
-        if low and high in df.columns and df[col].dtype.kind == "f" and low not in used:
+        if low and high and high in df.columns and df[col].dtype.kind == "f" and low not in used:
             out[f"{col} [CI]"] = [
                 "-" if pd.isna(v) else f"{v:.3g} [{lo:.3g}, {hi:.3g}]"
                 for v, lo, hi in zip(df[col], df[low], df[high], strict=True)
@@ -407,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CODES.get(exc.code, 1)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `faultlab zoo | head`
+        return 0
     except TimeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

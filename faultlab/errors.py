@@ -107,12 +107,12 @@ def error_from_status(code: grpc.StatusCode, details: str) -> FaultlabError:
     cls = _BY_CODE.get(code)
     if cls is SpecError:
         field, _, problem = details.partition(": ")
-        err = SpecError.__new__(SpecError)
-        FaultlabError.__init__(err, details)
-        err.field, err.problem, err.allowed = field, problem, None
-        return err
+        spec_error = SpecError.__new__(SpecError)
+        FaultlabError.__init__(spec_error, details)
+        spec_error.field, spec_error.problem, spec_error.allowed = field, problem, None
+        return spec_error
     if cls is None:
-        err = FaultlabError(f"{code.name}: {details}")
-        err.code = code
-        return err
+        other = FaultlabError(f"{code.name}: {details}")
+        other.code = code
+        return other
     return cls(details)

@@ -102,9 +102,9 @@ class CampaignSpec(StrictModel):
     kind: str
     name: str = Field("", max_length=200)
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec())
+    execution: ExecutionSpec = Field(default_factory=lambda: ExecutionSpec())
     params: BaseModel
 
     def to_dict(self) -> dict[str, Any]:

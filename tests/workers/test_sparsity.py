@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from typing import Any, cast
 
 import pytest
 import torch
@@ -23,17 +24,17 @@ from faultlab.workers.zoo import build_model, evaluate, load_dataset, trained_mo
 
 warnings.filterwarnings("ignore")
 
-DIGITS = DatasetSpec(name="digits")
-KARATE = DatasetSpec(name="karate")
+DIGITS = DatasetSpec.model_validate({"name": "digits"})
+KARATE = DatasetSpec.model_validate({"name": "karate"})
 
 
-def skeleton(name: str, dataset: DatasetSpec, seed: int = 0) -> tuple[nn.Module, object]:
+def skeleton(name: str, dataset: DatasetSpec, seed: int = 0) -> tuple[nn.Module, Any]:
     data = load_dataset(dataset)
     torch.manual_seed(seed)
-    return build_model(ModelSpec(name=name), data).eval(), data
+    return build_model(ModelSpec.model_validate({"name": name}), data).eval(), data
 
 
-def apply(name: str, model: nn.Module, data: object, **params: object) -> nn.Module:
+def apply(name: str, model: nn.Module, data: Any, **params: Any) -> nn.Module:
     return get_transform(name).fn(model, data, seed=0, **params)
 
 
@@ -109,8 +110,8 @@ def test_slimmed_equals_masked_twin(model_name: str, dataset: DatasetSpec) -> No
     if model_name == "resnet_small":  # non-trivial batch-norm statistics
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
+                cast(torch.Tensor, m.running_mean).uniform_(-0.5, 0.5)
+                cast(torch.Tensor, m.running_var).uniform_(0.5, 2.0)
     for norm in ("channel_l1", "channel_l2"):
         slim = apply(norm, copy.deepcopy(model), data, sparsity=0.5)
         masked = apply(norm, copy.deepcopy(model), data, sparsity=0.5, masked=True)
@@ -119,10 +120,9 @@ def test_slimmed_equals_masked_twin(model_name: str, dataset: DatasetSpec) -> No
         nonzero = [sum(int((p != 0).sum()) for p in m.parameters()) for m in (slim, masked)]
         assert nonzero[0] == nonzero[1]  # the twin zeroes exactly what the slim model removes
         with torch.no_grad():
-            if data.kind == "graph":
-                args = (data.data.x, data.data.edge_index)
-            else:
-                args = (data.x_test[:64],)
+            args: tuple[Any, ...] = (
+                (data.data.x, data.data.edge_index) if data.kind == "graph" else (data.x_test[:64],)
+            )
             torch.testing.assert_close(slim(*args), masked(*args), rtol=1e-4, atol=1e-5)
 
 
@@ -142,7 +142,7 @@ def test_int8_within_tolerance_of_fp32() -> None:
     """Stated tolerance: post-training int8 loses at most 2 accuracy points on the zoo models."""
     for name, dataset in (("digits_cnn", DIGITS), ("gcn", KARATE)):
         data = load_dataset(dataset)
-        model, _ = trained_model(ModelSpec(name=name), data)
+        model, _ = trained_model(ModelSpec.model_validate({"name": name}), data)
         fp32 = evaluate(model, data)
         for transform in ("int8_dynamic", "int8_static"):
             q = apply(transform, copy.deepcopy(model), data)
@@ -242,7 +242,7 @@ def test_small_sweep_end_to_end(tmp_path: object) -> None:
         "sparsity": {
             "methods": ["magnitude", "channel_l1", "nm"], "schedules": ["one_shot", "gradual"],
             "levels": {"values": [0.5, 0.75]}, "seeds": 2,
-            "finetune": {"epochs": 0.2}, "gradual": {"steps": 2},
+            "finetune": {"epochs": 0.05, "batch_size": 32}, "gradual": {"steps": 2},
             "quantization": {"int8": ["dynamic"], "bits": [4]},
             "low_rank": {"rank_ratios": [0.5]},
             "sensitivity": {"levels": [0.5, 0.9], "allocation_levels": [0.7]},
@@ -291,7 +291,7 @@ def test_gnn_sweep_counts_edges() -> None:
 
 
 def test_composed_fault_campaign_uses_identical_plan() -> None:
-    spec = {
+    spec: dict[str, Any] = {
         "kind": "sparsity", "model": {"name": "digits_cnn"}, "dataset": {"name": "digits", "size": 100},
         "sparsity": {
             "methods": ["magnitude"], "levels": {"values": [0.5]}, "seeds": 1,

@@ -58,38 +58,38 @@ class SamplerSpec(StrictModel):
     name: str = Field(min_length=1, max_length=100)
     """Registered sampler: ``srs``, ``stratified``, ``pps``, ``deepest``, ``ces``,
     ``difference`` or ``ppi``."""
-    label: str | None = Field(None, min_length=1, max_length=200)
+    label: str | None = Field(default=None, min_length=1, max_length=200)
     """Name in reports; default derived from the sampler and its options (e.g.
     ``stratified-neyman(msp)``)."""
-    oracle: str = Field("msp", max_length=100)
+    oracle: str = Field(default="msp", max_length=100)
     """Pseudo-oracle that guides the sampler (stratified, pps, deepest, difference, ppi)."""
-    strata: int = Field(10, ge=2, le=200)
+    strata: int = Field(default=10, ge=2, le=200)
     """stratified: number of strata (equal-size quantile bins of the oracle's score)."""
     allocation: Literal["proportional", "neyman"] = "neyman"
     """stratified: labels per stratum proportional to its size, or Neyman (size × predicted SD)."""
     estimator: Literal["hh", "ht"] = "ht"
     """pps: Hansen–Hurwitz (draws with replacement) or Horvitz–Thompson (Pareto πps, without)."""
-    floor: float = Field(0.2, gt=0.0, le=1.0)
+    floor: float = Field(default=0.5, gt=0.0, le=1.0)
     """pps, deepest: weight of the uniform component mixed into the selection probabilities,
     so every input has probability at least ``floor / N`` per draw."""
-    web_probability: float = Field(0.5, ge=0.0, lt=1.0)
+    web_probability: float = Field(default=0.5, ge=0.0, lt=1.0)
     """deepest: probability that a draw follows the web (neighbours of found failures)."""
-    neighbours: int = Field(5, ge=1, le=1000)
+    neighbours: int = Field(default=5, ge=1, le=1000)
     """deepest: web links added from each found failure to its nearest pool inputs."""
     fit: Literal["logistic", "none"] = "logistic"
     """difference: working model of correctness — a cross-fitted logistic regression on the
     oracle score, or the oracle's own probability of correctness as is."""
-    folds: int = Field(5, ge=2, le=20)
+    folds: int = Field(default=5, ge=2, le=20)
     """difference: cross-fitting folds of the working model."""
     power_tuning: bool = True
     """ppi: PPI++ power tuning of the pseudo-label weight λ (False: classic PPI, λ = 1)."""
-    groups: int = Field(300, ge=1, le=100_000)
+    groups: int = Field(default=300, ge=1, le=100_000)
     """ces: random candidate groups examined per step."""
-    group_size: int = Field(5, ge=1, le=1000)
+    group_size: int = Field(default=5, ge=1, le=1000)
     """ces: inputs added per step."""
-    initial: int = Field(30, ge=1, le=100_000)
+    initial: int = Field(default=30, ge=1, le=100_000)
     """ces: inputs drawn at random before the conditioning steps."""
-    bins: int = Field(20, ge=2, le=1000)
+    bins: int = Field(default=20, ge=2, le=1000)
     """ces: histogram bins per neuron of the representation."""
 
     @property
@@ -121,9 +121,9 @@ class ShiftSpec(StrictModel):
         "occlusion",
     ] = "clean"
     """Shift generator (``clean`` leaves inputs as they are)."""
-    severity: float = Field(0.5, gt=0.0, le=1.0)
+    severity: float = Field(default=0.5, gt=0.0, le=1.0)
     """Strength of the shift, 0 (none) to 1 (strongest)."""
-    fraction: float = Field(1.0, gt=0.0, le=1.0)
+    fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     """Share of the base inputs that enter the pool under this shift (drawn with the seed)."""
 
 
@@ -132,18 +132,18 @@ class PoolSpec(StrictModel):
 
     include_test: bool = True
     """The dataset's test split is part of the base inputs."""
-    holdout_fraction: float = Field(0.0, ge=0.0, le=0.9)
+    holdout_fraction: float = Field(default=0.0, ge=0.0, le=0.9)
     """Share of the training split withheld from training and moved to the base inputs
     (0 = train on the whole training split, the zoo's default model)."""
-    holdout_classes: list[int] | None = Field(None, min_length=1, max_length=10_000)
+    holdout_classes: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
     """Hold out only inputs of these classes: a slice under-represented in training."""
     shifts: list[ShiftSpec] = Field(default_factory=lambda: [ShiftSpec()], min_length=1,
                                     max_length=64)
     """Components of the pool; each adds (a fraction of) the base inputs under one shift."""
-    class_prior: list[float] | None = Field(None, min_length=2, max_length=100_000)
+    class_prior: list[float] | None = Field(default=None, min_length=2, max_length=100_000)
     """Target class proportions of the pool (class-prior shift), realised by subsampling
     each class; one weight ≥ 0 per class."""
-    size: int | None = Field(None, ge=1, le=10_000_000)
+    size: int | None = Field(default=None, ge=1, le=10_000_000)
     """Keep at most this many pool inputs (a random subset)."""
 
     @model_validator(mode="after")
@@ -163,37 +163,37 @@ class PoolSpec(StrictModel):
 class OracleSettings(StrictModel):
     """Settings of the pseudo-oracles (each scored once over the whole pool and cached)."""
 
-    mc_samples: int = Field(30, ge=2, le=1000)
+    mc_samples: int = Field(default=30, ge=2, le=1000)
     """mc_dropout: stochastic forward passes."""
-    mc_rate: float = Field(0.2, gt=0.0, lt=1.0)
+    mc_rate: float = Field(default=0.2, gt=0.0, lt=1.0)
     """mc_dropout: dropout probability (also of the wrapper used when the model has no dropout)."""
-    ensemble_members: int = Field(4, ge=2, le=32)
+    ensemble_members: int = Field(default=4, ge=2, le=32)
     """ensemble: extra members trained with different seeds."""
-    layer: str | None = Field(None, min_length=1, max_length=500)
+    layer: str | None = Field(default=None, min_length=1, max_length=500)
     """Module whose output is the representation for LSA, DSA, CES and DeepEST's web;
     default the input of the model's last linear layer (penultimate features)."""
-    lsa_components: int = Field(10, ge=1, le=512)
+    lsa_components: int = Field(default=10, ge=1, le=512)
     """lsa: principal components kept before the per-class kernel density estimate."""
-    variance_threshold: float = Field(1e-5, ge=0.0, le=1e3)
+    variance_threshold: float = Field(default=1e-5, ge=0.0, le=1e3)
     """lsa: neurons whose training variance is below this are dropped (Kim et al.)."""
 
 
 class ImproveSpec(StrictModel):
     """The DAIC improvement cycle (``mode: improve``)."""
 
-    iterations: int = Field(3, ge=1, le=50)
+    iterations: int = Field(default=3, ge=1, le=50)
     """Assess-label-fine-tune iterations."""
-    repetitions: int = Field(3, ge=1, le=200)
+    repetitions: int = Field(default=3, ge=1, le=200)
     """Independent repetitions of every arm (seeds), for the gain's CI."""
-    eval_fraction: float = Field(0.3, ge=0.05, le=0.9)
+    eval_fraction: float = Field(default=0.3, ge=0.05, le=0.9)
     """Share of the pool never labelled, on which true operational accuracy is measured."""
-    epochs: int = Field(15, ge=1, le=1000)
+    epochs: int = Field(default=15, ge=1, le=1000)
     """Fine-tuning epochs over the labelled inputs per iteration."""
-    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
     """Fine-tuning learning rate (Adam)."""
-    batch_size: int = Field(32, ge=1, le=65_536)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
     """Fine-tuning batch size (labelled inputs per step)."""
-    replay_ratio: float = Field(1.0, ge=0.0, le=100.0)
+    replay_ratio: float = Field(default=1.0, ge=0.0, le=100.0)
     """Training-split inputs mixed into every step per labelled input (guards against
     forgetting)."""
 
@@ -212,20 +212,20 @@ class SamplingParams(StrictModel):
         default_factory=lambda: [50, 100, 200, 400, 800], min_length=1, max_length=100
     )
     """replay: label budgets."""
-    repetitions: int = Field(200, ge=1, le=100_000)
+    repetitions: int = Field(default=200, ge=1, le=100_000)
     """replay: repetitions of every (sampler, budget) cell."""
-    budget: int = Field(200, ge=1, le=10_000_000)
+    budget: int = Field(default=200, ge=1, le=10_000_000)
     """assess: labels to spend; improve: labels per iteration."""
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of every interval."""
     oracles: list[str] = Field(default_factory=lambda: list(ORACLES), max_length=64)
     """Pseudo-oracles scored over the pool for the quality table (those the samplers use are
     always scored)."""
-    oracle_settings: OracleSettings = Field(default_factory=OracleSettings)
+    oracle_settings: OracleSettings = Field(default_factory=lambda: OracleSettings())
     """Settings of the pseudo-oracles."""
-    pool: PoolSpec = Field(default_factory=PoolSpec)
+    pool: PoolSpec = Field(default_factory=lambda: PoolSpec())
     """How the operational pool is built."""
-    improve: ImproveSpec = Field(default_factory=ImproveSpec)
+    improve: ImproveSpec = Field(default_factory=lambda: ImproveSpec())
     """The improvement cycle (mode ``improve``)."""
 
     @model_validator(mode="after")

@@ -23,7 +23,8 @@ from faultlab.workers.sparsity.params import SparsityParams
 def fault_spec(spec: CampaignSpec) -> CampaignSpec:
     """The derived ``faults`` campaign (dense model first, then one model per chain)."""
     params: SparsityParams = spec.params  # type: ignore[assignment]
-    assert params.compose is not None  # noqa: S101 - callers check (internal invariant)
+    if params.compose is None:
+        raise SpecError("sparsity.compose", "is not set: nothing to compose")
     model = spec.model.model_dump(mode="json")
     variants = [
         {**model, "transforms": [*model["transforms"], *[t.model_dump(mode="json") for t in chain.transforms]]}
@@ -41,7 +42,8 @@ def fault_spec(spec: CampaignSpec) -> CampaignSpec:
 
 
 def variant_names(params: SparsityParams) -> list[str]:
-    assert params.compose is not None  # noqa: S101
+    if params.compose is None:
+        return ["dense"]
     return ["dense", *[c.name for c in params.compose.chains]]
 
 

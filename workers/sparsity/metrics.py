@@ -25,7 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -49,8 +49,11 @@ def module_weight(module: nn.Module) -> torch.Tensor | None:
 
 
 def module_bias(module: nn.Module) -> torch.Tensor | None:
-    attr = getattr(module, "bias", None)
-    value = attr() if callable(attr) and not isinstance(attr, torch.Tensor) else attr
+    """The bias of a float module, or of a quantized one (where ``bias`` is a method)."""
+    attr: Any = getattr(module, "bias", None)
+    if isinstance(attr, torch.Tensor):
+        return attr
+    value = attr() if callable(attr) else None
     return value if isinstance(value, torch.Tensor) else None
 
 
@@ -167,7 +170,7 @@ def count_macs(model: nn.Module, inputs: tuple[Any, ...], per: int) -> MacCount:
         if module_weight(module) is not None:
             handles.append(module.register_forward_hook(weight_hook))
         if hasattr(module, "register_message_forward_hook") and hasattr(module, "propagate"):
-            handles.append(module.register_message_forward_hook(message_hook))
+            handles.append(cast(Any, module).register_message_forward_hook(message_hook))
     try:
         with torch.no_grad():
             model(*inputs)

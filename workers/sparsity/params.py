@@ -266,32 +266,44 @@ class LatencySpec(StrictModel):
     """Intra-op threads while timing (1 = one core per Ray task, comparable across workers)."""
 
 
+def _methods() -> list[Method]:
+    return ["magnitude"]
+
+
+def _granularities() -> list[Granularity]:
+    return ["layer"]
+
+
+def _schedules() -> list[Schedule]:
+    return ["one_shot"]
+
+
 class SparsityParams(StrictModel):
     """The ``sparsity:`` section of a sparsity / compression campaign."""
 
-    methods: list[Method] = Field(default_factory=lambda: ["magnitude"], max_length=6)
+    methods: list[Method] = Field(default_factory=lambda: _methods(), max_length=6)
     """Pruning methods swept over ``levels``. ``random`` and global ``magnitude`` are always
     added as baselines."""
-    granularities: list[Granularity] = Field(default_factory=lambda: ["layer"], min_length=1, max_length=2)
+    granularities: list[Granularity] = Field(default_factory=lambda: _granularities(), min_length=1, max_length=2)
     """Scopes of unstructured and channel pruning: per ``layer`` (uniform) or ``global``."""
-    schedules: list[Schedule] = Field(default_factory=lambda: ["one_shot"], min_length=1, max_length=2)
+    schedules: list[Schedule] = Field(default_factory=lambda: _schedules(), min_length=1, max_length=2)
     """``one_shot`` and/or ``gradual`` (cubic, Zhu & Gupta). N:M cells are always one-shot."""
-    levels: LevelGrid = Field(default_factory=LevelGrid)
+    levels: LevelGrid = Field(default_factory=lambda: LevelGrid.model_validate({}))
     """Target levels (log-spaced by default)."""
     seeds: int = Field(3, ge=1, le=100)
     """Repetitions of every cell with seeds ``seed, seed+1, …`` (masks, calibration samples,
     fine-tuning order); accuracy is reported with a CI over them."""
-    nm: list[NMPattern] = Field(default_factory=lambda: [NMPattern()], max_length=8)
+    nm: list[NMPattern] = Field(default_factory=lambda: [NMPattern.model_validate({})], max_length=8)
     """N:M patterns of the ``nm`` method."""
-    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    finetune: FinetuneSpec = Field(default_factory=lambda: FinetuneSpec.model_validate({}))
     """Fine-tuning budget per cell."""
-    gradual: GradualSpec = Field(default_factory=GradualSpec)
+    gradual: GradualSpec = Field(default_factory=lambda: GradualSpec.model_validate({}))
     """Cubic schedule settings."""
-    quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
+    quantization: QuantizationSpec = Field(default_factory=lambda: QuantizationSpec.model_validate({}))
     """Quantization cells."""
-    low_rank: LowRankSpec = Field(default_factory=LowRankSpec)
+    low_rank: LowRankSpec = Field(default_factory=lambda: LowRankSpec.model_validate({}))
     """Low-rank cells."""
-    distillation: DistillationSpec = Field(default_factory=DistillationSpec)
+    distillation: DistillationSpec = Field(default_factory=lambda: DistillationSpec.model_validate({}))
     """Distillation cells."""
     chains: list[ChainSpec] = Field(default_factory=list, max_length=64)
     """Extra cells, each a chain of transforms (e.g. ``channel_l1`` → ``finetune`` → ``int8_static``)."""
@@ -301,7 +313,7 @@ class SparsityParams(StrictModel):
     """Fault campaign on dense vs compressed models (off when absent)."""
     calibration_samples: int = Field(256, ge=1, le=1_000_000)
     """Training inputs used for gradient scores and int8 calibration."""
-    latency: LatencySpec = Field(default_factory=LatencySpec)
+    latency: LatencySpec = Field(default_factory=lambda: LatencySpec.model_validate({}))
     """Latency measurement."""
 
     @field_validator("methods", "granularities", "schedules")

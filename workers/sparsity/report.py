@@ -274,8 +274,7 @@ def composition_table(
 ) -> pd.DataFrame:
     """SDC / critical-SDC / DUE rates with CIs per variant (the fault engine's estimates),
     the dense ÷ variant SDC ratio, and a paired (McNemar) comparison on the identical faults."""
-    assert params.compose is not None  # noqa: S101 - caller checks
-    names = ["dense", *[c.name for c in params.compose.chains]]
+    names = ["dense", *[c.name for c in (params.compose.chains if params.compose else [])]]
     workloads = [w["name"] for w in fault_meta["workloads"]]
     variant_of = dict(zip(workloads, names, strict=True))
     per_model = fault_report.tables["per_model"]

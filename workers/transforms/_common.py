@@ -15,7 +15,7 @@ import math
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -293,8 +293,8 @@ def to_torch_linear(model: nn.Module) -> nn.Module:
         return model
     for name, module in list(model.named_modules()):
         if isinstance(module, pyg):
-            weight = module.weight
-            bias = module.bias
+            weight = cast(torch.Tensor, module.weight)
+            bias = cast(torch.Tensor | None, module.bias)
             linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
             with torch.no_grad():
                 linear.weight.copy_(weight)

@@ -71,15 +71,15 @@ def output_layers(model: nn.Module, data: Any, graph: Any) -> set[nn.Module]:
     import torch_pruning as tp
 
     roots = [m for m in model.modules() if isinstance(m, (*CONV_TYPES, nn.Linear))]
-    produced: dict[int, nn.Module] = {}
-    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.__setitem__(id(out), mod)) for m in roots]
+    produced: list[tuple[nn.Module, Any]] = []  # holds the outputs alive: ids are not reused
+    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out))) for m in roots]
     try:
         with torch.no_grad():
             out = model(*example_inputs(data))
     finally:
         for h in hooks:
             h.remove()
-    result = {produced[id(out)]} if id(out) in produced else set()
+    result = {mod for mod, value in produced if value is out}
     for group in graph.get_all_groups(root_module_types=[*CONV_TYPES, nn.Linear]):
         if any(item.dep.target.type == tp.ops.OPTYPE.OUTPUT for item in group):
             result |= {item.dep.target.module for item in group if item.dep.target.module in roots}
@@ -114,6 +114,10 @@ def check_supported(model: nn.Module, field: str = "layers") -> None:
         )
 
 
+def _conv_or_linear(module: Any) -> bool:
+    return isinstance(module, (*CONV_TYPES, nn.Linear))
+
+
 def zero_group(group: Any, graph: Any) -> None:
     """The masked twin of ``group.prune()``: the same channels set to zero in place, in every
     coupled tensor (weights, biases, batch-norm scale and shift), so the network computes
@@ -121,11 +125,11 @@ def zero_group(group: Any, graph: Any) -> None:
     with torch.no_grad():
         for item in group:
             target, idxs = item.dep.target, torch.as_tensor(list(item.idxs), dtype=torch.long)
-            module = target.module
+            module: Any = target.module
             out = graph.is_out_channel_pruning_fn(item.dep.handler)
             if isinstance(module, nn.Parameter):
                 module.index_fill_(target.pruning_dim, idxs, 0.0)
-            elif isinstance(module, (*CONV_TYPES, nn.Linear)):
+            elif _conv_or_linear(module):
                 if out:
                     module.weight.index_fill_(0, idxs, 0.0)
                     if module.bias is not None:
@@ -184,16 +188,18 @@ def prune_channels(
             "no channel can be removed: every convolution / linear layer left is an output "
             "(class) layer or excluded (e.g. SGC's single layer maps features to classes)",
         )
-    pruner = tp.pruner.BasePruner(
-        model,
-        example_inputs(data),
-        importance=tp.importance.GroupMagnitudeImportance(p=norm),
-        global_pruning=scope == "global",
-        pruning_ratio=sparsity,
-        pruning_ratio_dict={modules[n]: float(r) for n, r in (per_layer or {}).items()},
-        max_pruning_ratio=max_ratio,
-        ignored_layers=list(ignored),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unwrapped nn.Parameter notices (see _dependency_graph)
+        pruner = tp.pruner.BasePruner(
+            model,
+            example_inputs(data),
+            importance=tp.importance.GroupMagnitudeImportance(p=norm),
+            global_pruning=scope == "global",
+            pruning_ratio=sparsity,
+            pruning_ratio_dict={modules[n]: float(r) for n, r in (per_layer or {}).items()},
+            max_pruning_ratio=max_ratio,
+            ignored_layers=list(ignored),
+        )
     for group in _groups(pruner):
         if masked:
             zero_group(group, pruner.DG)

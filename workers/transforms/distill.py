@@ -60,7 +60,7 @@ def make_student(
 
         torch.manual_seed(seed)
         try:
-            return build_model(ModelSpec(name=student, options=student_options), data)
+            return build_model(ModelSpec.model_validate({"name": student, "options": student_options}), data)
         except SpecError as exc:
             raise SpecError("student", exc.problem, exc.allowed) from None
     from faultlab.workers.transforms.channel_pruning import prune_channels

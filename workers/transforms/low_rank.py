@@ -45,7 +45,7 @@ def factorize_linear(weight: torch.Tensor, bias: torch.Tensor | None, rank: int)
     with torch.no_grad():
         first.weight.copy_(b.to(weight.dtype))
         second.weight.copy_(a.to(weight.dtype))
-        if bias is not None:
+        if bias is not None and second.bias is not None:
             second.bias.copy_(bias.detach())
     return nn.Sequential(first, second)
 
@@ -67,7 +67,7 @@ def factorize_conv(conv: nn.Conv1d | nn.Conv2d | nn.Conv3d, rank: int) -> nn.Seq
     with torch.no_grad():
         first.weight.copy_(b.reshape(rank, *weight.shape[1:]).to(weight.dtype))
         second.weight.copy_(a.reshape(out_c, rank, *ones).to(weight.dtype))
-        if conv.bias is not None:
+        if conv.bias is not None and second.bias is not None:
             second.bias.copy_(conv.bias.detach())
     return nn.Sequential(first, second)
 

@@ -177,7 +177,7 @@ class WatermarkEngine(Engine):
         meta = {
             "model_digest": digest(digests),
             "dataset_digest": data.digest,
-            "base_digests": {str(s): d for s, d in base.items()},
+            "base_digests": {str(s): base[s][1] for s in sorted(base)},
             "num_classes": data.num_classes,
             "input_shape": list(data.input_shape),
         }
@@ -344,6 +344,7 @@ class WatermarkEngine(Engine):
             "test_correct": _correct(model, x, y),
             "evidence": scheme.verify(model, key).to_dict(),
             "null": key.null,
+            "rules": ["primary"] + (["backup"] if key.backup_labels is not None else []),
             "num_outputs": key.num_outputs,
             "key_info": key.info,
             "embed_source": source,
@@ -414,11 +415,13 @@ class WatermarkEngine(Engine):
             for a in r.result["answers"]:
                 answers[(a["scheme_index"], a["seed"])].append((r.trial["null_seed"], Evidence.from_dict(a)))
         primary_null = {(r.trial["scheme_index"], r.trial["seed"]): r.result["null"] for r in by_type["embed"]}
+        key_rules = {(r.trial["scheme_index"], r.trial["seed"]): r.result["rules"] for r in by_type["embed"]}
 
         def nulls_for(cell: tuple[int, int], exclude: int | None = None) -> dict[str, NullRate]:
             evs = [e for s, e in answers.get(cell, []) if s != exclude]
             rates = {}
-            for rule, kind in (("primary", primary_null.get(cell, "estimated")), ("backup", "estimated")):
+            for rule in key_rules[cell]:
+                kind = primary_null[cell] if rule == "primary" else "derangement"
                 counts = [e.matches(rule) or 0 for e in evs]
                 n = evs[0].n if evs else 0
                 rates[rule] = null_rate(kind, k, counts, n, confidence=ver.null_confidence, floor=ver.min_null_rate)
@@ -454,7 +457,7 @@ class WatermarkEngine(Engine):
             wm_test[cell] = test_acc
             embed_rows.append({
                 "scheme": scheme_names[cell[0]], "seed": cell[1], "base_test_acc": base_acc, "test_acc": test_acc,
-                "clean_acc_drop": 100 * (base_acc - test_acc), "trigger_acc": _wm_acc(ev),
+                "clean_acc_drop": 100 * (base_acc - test_acc), "trigger_acc": _wm_acc(ev, rule),
                 "p_value": p, "rule": rule, "verified": p <= ver.alpha, "psnr": r.result["psnr"],
                 "ssim": r.result["ssim"], "num_outputs": r.result["num_outputs"],
                 "embed_source": r.result["embed_source"], "elapsed_seconds": r.result["elapsed_seconds"],
@@ -471,8 +474,10 @@ class WatermarkEngine(Engine):
             test_acc = r.result["test_correct"] / r.result["test_n"]
             cell_rows.append({
                 "scheme": scheme_names[cell[0]], "attack": t["attack_label"], "attack_index": t["attack_index"],
-                "strength": t["strength"], "seed": cell[1], "wm_acc": _wm_acc(ev), "test_acc": test_acc,
-                "test_acc_drop": 100 * (wm_test[cell] - test_acc), "matches": _matches(ev), "n": ev.n,
+                "strength": t["strength"], "seed": cell[1], "wm_acc": _wm_acc(ev, rule), "test_acc": test_acc,
+                "test_acc_drop": 100 * (wm_test[cell] - test_acc), "matches": _matches(ev, rule), "n": ev.n,
+                "primary_acc": None if ev.primary is None else ev.primary / ev.n,
+                "backup_acc": None if ev.backup is None else ev.backup / ev.n,
                 "p_value": p, "rule": rule, "verified": p <= ver.alpha, "num_outputs": ev.num_outputs,
                 "embed_source": r.result["embed_source"], "attack_seconds": r.result["attack_seconds"],
             })
@@ -535,21 +540,22 @@ class WatermarkEngine(Engine):
         return Report(self.kind, summary=summary, tables=tables, primary="robustness", provenance=provenance)
 
 
-def _matches(ev: Evidence) -> int:
-    """Matches of the rule the suspect's outputs allow first (primary, else backup)."""
-    value = ev.primary if ev.primary is not None else ev.backup
-    return int(value or 0)
+def _matches(ev: Evidence, rule: str | None) -> int:
+    """Matches of the rule that decided the test (0 when no rule applies)."""
+    return int(ev.matches(rule) or 0) if rule else 0
 
 
-def _wm_acc(ev: Evidence) -> float:
-    return _matches(ev) / ev.n if ev.n else float("nan")
+def _wm_acc(ev: Evidence, rule: str | None) -> float:
+    """Watermark accuracy: the deciding rule's share of triggers answered as the key says."""
+    return _matches(ev, rule) / ev.n if ev.n else float("nan")
 
 
 def _robustness(cells: pd.DataFrame, params: WatermarkParams, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (scheme, attack, strength): means with CIs over seeds; per (scheme, attack): the
     break point — the weakest strength at which most seeds fail verification while the mean
     test-accuracy drop stays under the budget."""
-    rows, break_rows = [], []
+    rows: list[dict[str, Any]] = []
+    break_rows: list[dict[str, Any]] = []
     if cells.empty:
         return pd.DataFrame(rows), pd.DataFrame(break_rows)
     for (scheme, index), group in cells.groupby(["scheme", "attack_index"], sort=False):

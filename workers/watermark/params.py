@@ -112,9 +112,9 @@ class WatermarkParams(StrictModel):
     """Share of the training split held by the attacker (training attacks)."""
     budget_points: float = Field(5.0, gt=0.0, le=100.0)
     """An attack breaks the watermark only if test accuracy drops less than this (points)."""
-    sensitivity: SensitivityParams = Field(default_factory=SensitivityParams)
-    embed: EmbedParams = Field(default_factory=EmbedParams)
-    verification: VerificationParams = Field(default_factory=VerificationParams)
+    sensitivity: SensitivityParams = Field(default_factory=lambda: SensitivityParams.model_validate({}))
+    embed: EmbedParams = Field(default_factory=lambda: EmbedParams.model_validate({}))
+    verification: VerificationParams = Field(default_factory=lambda: VerificationParams.model_validate({}))
 
     @model_validator(mode="after")
     def _check_methods(self) -> WatermarkParams:

@@ -15,6 +15,12 @@ too). The null rate ``p0`` depends on the rule:
   min_null_rate)``. A null model without the watermark class counts as 0 matches; with no
   null models at all the rule falls back to 1/K.
 
+* **derangement** — the backup rule of the new-class mode: trigger ``i`` of class ``y_i`` must be
+  answered ``π(y_i)`` for the key's random derangement ``π``. Over the key's randomness ``π(y)``
+  is uniform on the K−1 other classes, so *any* model drawn without the key — healthy or broken
+  (a constant predictor included) — matches with probability at most 1/(K−1); ``p0`` is that
+  bound, or the calibrated rate if the null models ever exceed it.
+
 A key with two rules (new-class label plus the backup permuted labels) tests every rule the
 suspect's outputs allow and combines them with Bonferroni (``min(1, m · min p)``), so a model
 whose extra class was dropped is still verifiable by its backup rule.
@@ -104,12 +110,17 @@ def null_rate(
     floor: float,
 ) -> NullRate:
     """``p0`` of a rule: 1/K for ``uniform``; calibrated on the null models' match counts
-    (``null_counts``, one per null model, each out of ``n``) for ``estimated``."""
+    (``null_counts``, one per null model, each out of ``n``) for ``estimated``; at least
+    1/(K−1) for ``derangement``."""
     if kind == "uniform":
         return NullRate(1.0 / num_classes, "uniform")
+    pooled, total = sum(null_counts), n * len(null_counts)
+    if kind == "derangement":
+        bound = 1.0 / max(1, num_classes - 1)
+        largest = max(null_counts) / n if null_counts and n else 0.0
+        return NullRate(max(bound, largest), "derangement", pooled, total)
     if not null_counts:
         return NullRate(1.0 / num_classes, "fallback")
-    pooled, total = sum(null_counts), n * len(null_counts)
     upper = clopper_pearson_upper(pooled, total, confidence)
     largest = max(null_counts) / n if n else 1.0
     return NullRate(min(1.0, max(upper, largest, floor)), "estimated", pooled, total)

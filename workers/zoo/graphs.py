@@ -271,7 +271,7 @@ def load_ogbn_arxiv(root: str | None = None, undirected: bool = True) -> GraphDa
         )
 
     def read(rel: str, dtype: type) -> np.ndarray:
-        return pd.read_csv(folder / rel, header=None, compression="gzip").to_numpy(dtype=dtype)
+        return pd.read_csv(folder / rel, header=None, compression="gzip").to_numpy(dtype=dtype, copy=True)
 
     x = torch.from_numpy(read("raw/node-feat.csv.gz", np.float32))
     y = torch.from_numpy(read("raw/node-label.csv.gz", np.int64)).flatten()

@@ -116,7 +116,7 @@ def render_shapes(
         if rng.random() < 0.5:  # dark shapes on light backgrounds too
             background, foreground = foreground, background
         image = background + (foreground - background) * mask
-        image += rng.normal(0.0, noise, size=image.shape).astype(np.float32)
+        image = image + rng.normal(0.0, noise, size=(3, size, size)).astype(np.float32)
         out[i] = np.clip(image, 0.0, 1.0)
     return out
 

@@ -22,6 +22,8 @@ RNG is untouched (the passes run in a forked RNG seeded from the campaign seed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,7 +56,7 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, samples: int, rate: floa
 
 
 def _full_passes(model: nn.Module, x: torch.Tensor, samples: int, rate: float,
-                 dropouts: list[nn.Module], batch_size: int) -> torch.Tensor:
+                 dropouts: Sequence[nn.Module], batch_size: int) -> torch.Tensor:
     was_training = model.training
     handle = None
     model.eval()

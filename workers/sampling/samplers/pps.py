@@ -80,6 +80,30 @@ def pareto_sample(lam: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     return np.argsort(rank, kind="stable")[:n]
 
 
+def hansen_hurwitz(values: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Hansen–Hurwitz estimate of a population total from ``n`` with-replacement draws with
+    per-draw probabilities ``p``, and its unbiased variance estimate."""
+    expanded = values / p
+    n = len(values)
+    variance = float(np.var(expanded, ddof=1)) / n if n > 1 else math.inf
+    return float(expanded.mean()), variance
+
+
+def horvitz_thompson(values: np.ndarray, inclusion: np.ndarray) -> tuple[float, float]:
+    """Horvitz–Thompson estimate of a population total from a fixed-size sample with
+    first-order inclusion probabilities ``inclusion``, with Rosén's (1997) / Hájek's variance
+    estimator for πps designs ``n/(n−1) Σ (1−π)(y/π − Â)²``."""
+    expanded = values / inclusion
+    n = len(values)
+    c = 1.0 - inclusion
+    if c.sum() <= 0:  # a census: nothing is uncertain
+        return float(expanded.sum()), 0.0
+    if n < 2:
+        return float(expanded.sum()), math.inf
+    centre = float((c * expanded).sum() / c.sum())
+    return float(expanded.sum()), n / (n - 1) * float((c * (expanded - centre) ** 2).sum())
+
+
 @register_sampler("pps")
 def pps_sampling(
     pool: OperationalPool,
@@ -95,30 +119,19 @@ def pps_sampling(
     if spec.estimator == "hh":
         draws = rng.choice(size, size=budget, replace=True, p=p)
         failures = 1.0 - oracle.correct(draws)
-        expanded = failures / p[draws]
-        total = float(expanded.mean())
-        var_total = float(np.var(expanded, ddof=1)) / budget if budget > 1 else math.inf
+        total, var_total = hansen_hurwitz(failures, p[draws])
         inclusion = 1.0 - (1.0 - p) ** budget  # P(drawn at least once in n draws)
-        _, first = np.unique(draws, return_index=True)
-        sampled = draws[np.sort(first)]
+        first = np.sort(np.unique(draws, return_index=True)[1])
+        sampled = draws[first]
         draw_probabilities = p[sampled]
-        found = int(failures[np.sort(first)].sum())
+        found = int(failures[first].sum())
         method = "normal-hansen-hurwitz"
     else:
-        lam = inclusion_targets(p, budget)
-        sampled = pareto_sample(lam, budget, rng)
+        inclusion = inclusion_targets(p, budget)
+        sampled = pareto_sample(inclusion, budget, rng)
         failures = 1.0 - oracle.correct(sampled)
-        lam_s = lam[sampled]
-        expanded = failures / lam_s
-        total = float(expanded.sum())
-        c = 1.0 - lam_s
-        if budget > 1 and c.sum() > 0:
-            centre = float((c * expanded).sum() / c.sum())
-            var_total = budget / (budget - 1) * float((c * (expanded - centre) ** 2).sum())
-        else:
-            var_total = 0.0 if c.sum() == 0 else math.inf
-        inclusion = lam
-        draw_probabilities = lam_s
+        draw_probabilities = inclusion[sampled]
+        total, var_total = horvitz_thompson(failures, draw_probabilities)
         found = int(failures.sum())
         method = "normal-horvitz-thompson"
     estimate = 1.0 - total / size

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from faultlab.errors import SpecError
-from faultlab.spec import StrictModel
 from faultlab.workers.watermark.catalog import ATTACKS, CHAIN
 from faultlab.workers.watermark.embedding import Preprocess
 from faultlab.workers.watermark.params import AttackSpec

@@ -39,7 +39,7 @@ def unrelated_name(params: ZhangParams, data: ImageData) -> str:
 
 def unrelated_images(name: str, shape: tuple[int, ...], field: str) -> torch.Tensor:
     """Every image of zoo dataset ``name``, resized to ``shape`` (C×H×W), scaled to [0, 1]."""
-    other = load_dataset(DatasetSpec(name=name), task="image")
+    other = load_dataset(DatasetSpec.model_validate({"name": name}), task="image")
     if not isinstance(other, ImageData):
         raise SpecError(field, f"dataset {name!r} is not an image dataset")
     x = torch.cat([other.x_train, other.x_test]).float()

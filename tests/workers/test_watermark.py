@@ -1,0 +1,322 @@
+"""Watermark engine: statistics, spec errors, schemes, attacks, embed reuse, an end-to-end sweep."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from scipy import stats
+
+from faultlab.errors import SpecError
+from faultlab.spec import DatasetSpec, ModelSpec, parse_spec
+from faultlab.workers import get_engine
+from faultlab.workers.local import run_local
+from faultlab.workers.watermark import cache
+from faultlab.workers.watermark.attacks.base import AttackContext, attack_entries, run_attack
+from faultlab.workers.watermark.attacks.jpeg import jpeg_compress
+from faultlab.workers.watermark.catalog import ATTACKS, SCHEME_PARAMS, FrequencyParams
+from faultlab.workers.watermark.embedding import final_linear, resize_outputs
+from faultlab.workers.watermark.engine import _fresh_builder
+from faultlab.workers.watermark.imaging import psnr, ssim, unique_frequencies
+from faultlab.workers.watermark.params import AttackSpec, EmbedParams
+from faultlab.workers.watermark.schemes.base import (
+    SchemeContext,
+    WatermarkKey,
+    get_scheme,
+    scheme_entries,
+)
+from faultlab.workers.watermark.sensitivity import analyse
+from faultlab.workers.watermark.verify import (
+    Evidence,
+    binomial_p_value,
+    clopper_pearson_upper,
+    min_matches,
+    null_rate,
+    ownership_p_value,
+)
+from faultlab.workers.zoo import ImageData, load_dataset, trained_model
+
+FAST = ModelSpec.model_validate({"name": "digits_cnn", "options": {"epochs": 5}})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread than on two contended ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageData:
+    data = load_dataset(DatasetSpec.model_validate({"name": "digits"}))
+    assert isinstance(data, ImageData)
+    return data
+
+
+@pytest.fixture(scope="module")
+def model(digits: ImageData) -> torch.nn.Module:
+    return trained_model(FAST, digits, seed=0)[0]
+
+
+def spec(**watermark: Any) -> dict[str, Any]:
+    return {"kind": "watermark", "seed": 0, "model": FAST.model_dump(mode="json"), "dataset": {"name": "digits"}, "watermark": watermark}
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_binomial_thresholds_match_the_field_numbers() -> None:
+    assert min_matches(100, 0.1, 0.05) == 16
+    assert min_matches(100, 0.1, 1e-6) == 28
+    for n, p0, alpha in [(100, 0.1, 0.05), (50, 0.2, 1e-3), (200, 0.01, 1e-6)]:
+        k = min_matches(n, p0, alpha)
+        assert k is not None
+        assert stats.binom.sf(k - 1, n, p0) <= alpha < stats.binom.sf(k - 2, n, p0)
+    assert min_matches(5, 0.5, 1e-6) is None  # five queries can never reach 1e-6
+
+
+def test_p_values_are_exact_binomial_tails() -> None:
+    assert binomial_p_value(28, 100, 0.1) == pytest.approx(stats.binom.sf(27, 100, 0.1), rel=1e-9)
+    assert binomial_p_value(100, 100, 0.1) == pytest.approx(1e-100, rel=1e-6)
+    assert binomial_p_value(0, 100, 0.1) == 1.0
+
+
+def test_null_rates_per_rule() -> None:
+    uniform = null_rate("uniform", 10, [50, 60], 100, confidence=0.99, floor=0.01)
+    assert uniform.p0 == pytest.approx(0.1) and uniform.source == "uniform"
+    # No null model ever says the watermark class: Clopper-Pearson upper bound of 0/1000.
+    none = null_rate("estimated", 10, [0] * 10, 100, confidence=0.99, floor=0.0)
+    assert none.p0 == pytest.approx(clopper_pearson_upper(0, 1000, 0.99))
+    assert none.p0 == pytest.approx(1 - 0.01 ** (1 / 1000), rel=1e-6)
+    assert null_rate("estimated", 10, [0] * 10, 100, confidence=0.99, floor=0.05).p0 == 0.05
+    # One null model that loves the target class dominates (heterogeneous nulls).
+    assert null_rate("estimated", 10, [0, 0, 40], 100, confidence=0.99, floor=0.0).p0 == pytest.approx(0.4)
+    assert null_rate("estimated", 10, [], 100, confidence=0.99, floor=0.0).source == "fallback"
+    # Backup labels are a random derangement: no key-blind model beats 1/(K-1) in expectation.
+    assert null_rate("derangement", 10, [0] * 10, 100, confidence=0.99, floor=0.01).p0 == pytest.approx(1 / 9)
+    assert null_rate("derangement", 10, [30], 100, confidence=0.99, floor=0.01).p0 == pytest.approx(0.3)
+
+
+def test_bonferroni_and_dropped_class() -> None:
+    nulls = {
+        "primary": null_rate("estimated", 10, [0] * 10, 100, confidence=0.99, floor=0.01),
+        "backup": null_rate("derangement", 10, [2] * 10, 100, confidence=0.99, floor=0.01),
+    }
+    both = Evidence(n=100, primary=90, backup=80, num_outputs=11)
+    p, rule = ownership_p_value(both, nulls)
+    assert rule == "primary"
+    assert p == pytest.approx(2 * binomial_p_value(90, 100, nulls["primary"].p0))
+    # The attacker cut the 11th output: only the backup rule applies, and it still verifies.
+    dropped = Evidence(n=100, primary=None, backup=80, num_outputs=10)
+    p, rule = ownership_p_value(dropped, nulls)
+    assert rule == "backup" and p < 1e-6
+    assert ownership_p_value(Evidence(100, None, None, 10), nulls) == (1.0, None)
+
+
+# ----------------------------------------------------------------------------- spec errors
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"schemes": [{"name": "nope"}]}, "watermark.schemes[0].name"),
+        ({"schemes": [{"name": "frequency", "params": {"amplitud": 0.1}}]}, "watermark.schemes[0].params.amplitud"),
+        ({"schemes": [{"name": "frequency", "params": {"cluster": 7}}]}, "watermark.schemes[0].params.cluster"),
+        ({"attacks": [{"name": "prune", "strengths": [0.5]}, {"name": "nope"}]}, "watermark.attacks[1].name"),
+        ({"attacks": [{"name": "jpeg", "strengths": [50, 101]}]}, "watermark.attacks[0].strengths[1]"),
+        ({"attacks": [{"name": "prune", "strengths": [1.5]}]}, "watermark.attacks[0].strengths[0]"),
+        ({"attacks": [{"name": "ftal", "strengths": [2.5]}]}, "watermark.attacks[0].strengths[0]"),
+        ({"attacks": [{"name": "ftal", "params": {"lr": -1}}]}, "watermark.attacks[0].params.lr"),
+        ({"attacks": [{"name": "chain", "steps": [{"name": "prune", "strength": 0.5}]}]}, "watermark.attacks[0].steps"),
+        ({"attacks": [{"name": "chain", "steps": [{"name": "prune"}, {"name": "ftal", "strength": 2000}]}]},
+         "watermark.attacks[0].steps[1].strength"),
+        ({"trigger_size": 0}, "watermark.trigger_size"),
+    ],
+)
+def test_bad_specs_name_the_field(section: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec(**section))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("scheme", "size"),
+    [({"name": "zhang", "params": {"kind": "content", "source_class": 3}}, 200),
+     ({"name": "frequency"}, 5000)],
+)
+def test_trigger_set_larger_than_the_data_allows(scheme: dict[str, Any], size: int) -> None:
+    parsed = parse_spec(spec(schemes=[scheme], trigger_size=size))
+    with pytest.raises(SpecError) as info:
+        get_engine("watermark").validate(parsed)
+    assert info.value.field == "watermark.trigger_size"
+    assert "triggers" in info.value.problem
+
+
+def test_catalog_and_registries_agree() -> None:
+    assert set(scheme_entries()) == set(SCHEME_PARAMS)
+    assert set(attack_entries()) == set(ATTACKS)
+    for name, info in ATTACKS.items():
+        for value in info.defaults:
+            assert info.low <= value <= info.high, name
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_image_metrics_and_frequencies() -> None:
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.allclose(ssim(x, x, 1.0), torch.ones(4))
+    noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    assert bool((ssim(x, noisy, 1.0) < 0.9).all())
+    assert float(psnr(x, x, 1.0).min()) == 100.0
+    assert float(psnr(x, x + 0.1, 1.0).mean()) == pytest.approx(20.0, abs=1e-3)
+    assert len(unique_frequencies(8, 8)) == 34  # 8·3 + 2·5 distinct real components
+    assert len(unique_frequencies(32, 32)) == 32 * 15 + 2 * 17
+
+
+def test_input_attacks_are_identity_at_zero_strength(digits: ImageData, model: torch.nn.Module) -> None:
+    ctx = AttackContext(digits, 0, 1 / 3, _fresh_builder(FAST, digits, 0), "watermark.attacks[0]")
+    x = digits.x_test[:16]
+    for name, strength, tol in [("lowpass", 1.0, 1e-5), ("input_quantization", 16, 1e-4), ("blur", 0.0, 0.0),
+                                ("gaussian_noise", 0.0, 0.0), ("bandstop", 0.0, 1e-5)]:
+        attacked = run_attack(model, AttackSpec(name=name), strength, ctx)
+        assert attacked.preprocess is not None
+        assert float((attacked.preprocess(x) - x).abs().max()) <= tol, name
+    err = (jpeg_compress(x, 100, 0.0, 1.0) - x).abs().max()
+    assert float(err) < 0.02  # quality 100 leaves rounding only
+    assert float((jpeg_compress(x, 5, 0.0, 1.0) - x).abs().mean()) > 0.02
+
+
+def test_weight_attacks(digits: ImageData, model: torch.nn.Module) -> None:
+    ctx = AttackContext(digits, 0, 1 / 3, _fresh_builder(FAST, digits, 0), "watermark.attacks[0]")
+    pruned = run_attack(model, AttackSpec(name="prune"), 0.6, ctx).model
+    weights = torch.cat([m.weight.flatten() for m in pruned.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)])
+    assert float((weights == 0).float().mean()) == pytest.approx(0.6, abs=1e-3)
+    flipped = run_attack(model, AttackSpec(name="bitflip", params={"bits": [0]}), 0.01, ctx).model
+    changed = sum(int((a != b).sum()) for a, b in zip(model.parameters(), flipped.parameters(), strict=True))
+    assert changed > 0
+    quant = run_attack(model, AttackSpec(name="weight_quantization", params={"granularity": "tensor"}), 2, ctx).model
+    assert int(torch.unique(quant.fc1.weight).numel()) <= 3
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), trained_model(FAST, digits, 0)[0].parameters(), strict=True))
+
+
+def test_sensitivity_map_clusters_every_frequency(digits: ImageData, model: torch.nn.Module) -> None:
+    sens = analyse(model, digits.x_train[:32], digits.y_train[:32], epsilon=0.1, repeats=1, clusters=3, seed=0)
+    assert len(sens.frequencies) == len(sens.damage) == len(sens.rank) == 34
+    assert set(sens.rank) == {0, 1, 2}
+    assert sens.centroids == sorted(sens.centroids)
+    by_rank = {r: [d for d, k in zip(sens.damage, sens.rank, strict=True) if k == r] for r in range(3)}
+    assert max(by_rank[0]) <= min(by_rank[2])
+
+
+@pytest.mark.parametrize("name", ["frequency", "adi", "zhang"])
+def test_scheme_round_trip(name: str, digits: ImageData, model: torch.nn.Module) -> None:
+    sens = analyse(model, digits.x_train[:64], digits.y_train[:64], epsilon=0.1, repeats=1, clusters=3, seed=0)
+    ctx = SchemeContext(digits, model, 0, 40, "watermark.schemes[0]", lambda: sens,
+                        _fresh_builder(FAST, digits, 0))
+    scheme = get_scheme(name)
+    params = SCHEME_PARAMS[name]()
+    key = scheme.keygen(ctx, params)
+    again = WatermarkKey.from_state(key.state())
+    assert torch.equal(again.triggers, key.triggers) and again.info == key.info
+    assert torch.equal(scheme.keygen(ctx, params).triggers, key.triggers)  # deterministic
+    watermarked = scheme.embed(ctx, key, params, EmbedParams(epochs=15))
+    evidence = scheme.verify(watermarked, key)
+    assert evidence.primary is not None and evidence.primary >= 0.9 * evidence.n
+    innocent = scheme.verify(model, key)
+    assert (innocent.primary or 0) < 0.5 * innocent.n
+    if name == "frequency":
+        assert isinstance(params, FrequencyParams) and key.num_outputs == digits.num_classes + 1
+        head = final_linear(watermarked, digits.num_classes + 1)
+        assert head is not None
+        cut = resize_outputs(watermarked, head[0], digits.num_classes)  # attacker drops class K
+        dropped = scheme.verify(cut, key)
+        assert dropped.primary is None and dropped.backup is not None
+        assert dropped.backup >= 0.8 * dropped.n
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture()
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FAULTLAB_HOME", str(tmp_path))
+    cache.forget_memory()
+    return tmp_path
+
+
+def test_twenty_cell_sweep_embeds_once(fresh_home: Path) -> None:
+    section = {
+        "seeds": 1, "trigger_size": 40, "embed": {"epochs": 10},
+        "sensitivity": {"probe_size": 32, "repeats": 1},
+        "verification": {"null_models": 0},
+        "attacks": [
+            {"name": "prune"}, {"name": "gaussian_noise"}, {"name": "jpeg"}, {"name": "weight_noise"},
+        ],
+    }
+    report, records = run_local(spec(**section))
+    assert report.summary["attack_cells"] == 20
+    assert report.summary["embeddings_computed"] == 1
+    assert report.summary["embed_reuse"] is True
+    assert {r.result["embed_source"] for r in records if r.trial["type"] == "attack"} == {"memory"}
+    log = [json.loads(line) for line in cache.log_path().read_text().splitlines()]
+    assert [entry["kind"] for entry in log].count("embedding") == 1
+    # A second campaign (another process would read the disk) computes nothing.
+    cache.forget_memory()
+    report, records = run_local(spec(**section))
+    assert report.summary["embeddings_computed"] == 0 and report.summary["embed_reuse"] is True
+    assert {r.result["embed_source"] for r in records if r.trial["type"] == "embed"} == {"disk"}
+    assert len(cache.log_path().read_text().splitlines()) == len(log)
+
+
+def test_end_to_end_sweep_on_digits(tmp_path: Path) -> None:
+    section = {
+        "seeds": 2, "trigger_size": 50, "embed": {"epochs": 15},
+        "schemes": [{"name": "frequency"}, {"name": "adi"}, {"name": "zhang", "params": {"kind": "unrelated"}}],
+        "sensitivity": {"probe_size": 32, "repeats": 1},
+        "verification": {"null_models": 3},
+        "attacks": [
+            {"name": "prune", "strengths": [0.3, 0.95]},
+            {"name": "chain", "strengths": [0.5], "steps": [{"name": "prune"}, {"name": "ftll", "strength": 1}]},
+            {"name": "rtll", "strengths": [1]},
+            {"name": "lowpass", "strengths": [0.5]},
+        ],
+    }
+    report, records = run_local(spec(**section))
+    embeddings = report.table("embeddings")
+    assert len(embeddings) == 6 and bool(embeddings["verified"].all())
+    assert float(embeddings["p_value"].max()) < 1e-6
+    frequency = embeddings[embeddings["scheme"] == "frequency"]
+    assert bool((frequency["psnr"] > 15).all()) and bool((frequency["ssim"] > 0.5).all())
+    calibration = report.table("calibration")
+    adi = calibration[(calibration["scheme"] == "adi") & (calibration["rule"] == "primary")]
+    assert set(adi["source"]) == {"uniform"} and set(adi["p0"]) == {0.1}
+    frequency_nulls = calibration[calibration["scheme"] == "frequency"]
+    assert set(frequency_nulls["rule"]) == {"primary", "backup"}
+    assert set(frequency_nulls["source"]) == {"estimated", "derangement"}
+    assert len(report.table("null_models")) == 3 * 6
+    assert report.summary["false_claims"] == 0
+    cells = report.table("cells")
+    assert len(cells) == 3 * 2 * 5
+    rtll = cells[cells["attack"] == "rtll"]
+    assert set(rtll["num_outputs"]) == {10}  # re-initialised head: the extra class is gone
+    assert set(rtll[rtll["scheme"] == "frequency"]["rule"]) <= {"backup", None}
+    robustness = report.table("robustness")
+    assert {"wm_acc_ci_low", "wm_acc_ci_high", "test_acc_ci_low", "verified_rate"} <= set(robustness.columns)
+    breaks = report.table("break_points")
+    assert len(breaks) == 3 * 4
+    assert report.summary["embed_reuse"] is True
+    assert report.table("sensitivity")["seeds"].iloc[0] == 2
+    report_json = json.loads(report.to_json())
+    assert report_json["provenance"]["engine_version"] == "1"
+    paths = {p.name for p in report.save_plots(tmp_path)}
+    assert {"sensitivity_map.png", "robustness_prune.png", "tradeoff.png"} <= paths
+    engine = get_engine("watermark")
+    replay = engine.run_shard(engine.prepare(parse_spec(spec(**section))).context, [records[-1].trial])
+    assert engine.outcomes_equal(records[-1].result, replay[0])
