@@ -5,7 +5,9 @@ et al. 2018 baseline on scikit-learn digits with ``digits_cnn``, through the ref
    independently trained null models, attacks: global magnitude pruning (sparsity 0.2–0.95)
    and fine-tuning on the attacker's third of the training data — FTAL at lr 1e-3 and 1e-2 and
    RTAL (re-initialised head with K outputs), 1–20 epochs.
-2. **Reuse check** — a 20-cell sweep (frequency scheme, one seed, 4 attacks × 5 strengths) in a
+2. **shapes32** — the frequency scheme on the generated 3×32×32 set (one seed, 2 null models,
+   input-side attacks), so the frequency analysis has room (514 distinct components).
+3. **Reuse check** — a 20-cell sweep (frequency scheme, one seed, 4 attacks × 5 strengths) in a
    fresh ``$FAULTLAB_HOME``: the watermarked model must be embedded exactly once.
 
 Prints tables and, last, one JSON line with
@@ -56,6 +58,22 @@ MAIN = {
     },
 }
 
+SHAPES = {
+    "kind": "watermark",
+    "seed": 0,
+    "model": {"name": "digits_cnn", "options": {"epochs": 30}},
+    "dataset": {"name": "shapes32"},
+    "watermark": {
+        "schemes": [{"name": "frequency"}],
+        "seeds": 1,
+        "trigger_size": 100,
+        "sensitivity": {"probe_size": 64, "repeats": 1},
+        "verification": {"null_models": 2},
+        "attacks": [{"name": "jpeg", "strengths": [70, 30]}, {"name": "lowpass", "strengths": [0.5]},
+                    {"name": "bandstop", "strengths": [0.2]}],
+    },
+}
+
 REUSE = {
     "kind": "watermark",
     "seed": 0,
@@ -101,6 +119,9 @@ def main() -> None:
         print(report.table("calibration").to_string(index=False), file=sys.stderr)
         print(report.table("robustness")[["scheme", "attack", "strength", "wm_acc", "test_acc", "test_acc_drop", "verified_rate", "p_value_max"]].to_string(index=False), file=sys.stderr)
         print(report.table("break_points")[["scheme", "attack", "break_strength", "seed_break_strengths"]].to_string(index=False), file=sys.stderr)
+        shapes, _ = run_local(SHAPES)
+        print(shapes.table("embeddings").to_string(index=False), file=sys.stderr)
+        print(shapes.table("cells")[["attack", "strength", "wm_acc", "test_acc", "p_value"]].to_string(index=False), file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="faultlab-bench-wm-reuse-") as reuse_home:
             from faultlab.workers.watermark import cache
 
@@ -142,6 +163,15 @@ def main() -> None:
         },
         "residual_wm_acc": residual_watermark(report.table("robustness"), 5.0),
         "base_test_acc": round(float(embeddings["base_test_acc"].mean()), 4),
+        "shapes32": {
+            "base_test_acc": round(float(shapes.table("embeddings")["base_test_acc"].mean()), 4),
+            "clean_acc_drop": round(shapes.summary["schemes"]["frequency"]["clean_acc_drop"]["mean"], 3),
+            "trigger_acc": round(shapes.summary["schemes"]["frequency"]["trigger_acc"]["mean"], 4),
+            "p_value": shapes.summary["schemes"]["frequency"]["p_value_max"],
+            "psnr_db": round(shapes.summary["schemes"]["frequency"]["psnr"]["mean"], 2),
+            "ssim": round(shapes.summary["schemes"]["frequency"]["ssim"]["mean"], 4),
+            "false_claims": shapes.summary["false_claims"],
+        },
         "main_seconds": round(main_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "torch_threads": 1,

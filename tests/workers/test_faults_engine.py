@@ -169,3 +169,55 @@ def test_plans_above_the_trial_limit_are_refused() -> None:
     with pytest.raises(SpecError) as err:
         ENGINE.plan(spec, prepared.meta, 0, [])
     assert err.value.field == "execution.max_trials"
+
+
+def test_int8_campaign_flips_stored_integers_of_a_quantized_model() -> None:
+    spec = parse_spec({"kind": "faults", "seed": 2,
+                       "model": {"name": "digits_cnn", "transforms": [{"name": "int8_dynamic"}]},
+                       "dataset": {"name": "digits", "size": 60},
+                       "faults": {"dtypes": ["int8"], "sampling": "uniform", "trials": 16}})
+    prepared = ENGINE.prepare(spec)
+    (wl,) = prepared.context.workloads.values()
+    sites = wl.sites["int8"]
+    assert set(sites) == {"fc1.weight", "fc2.weight"}  # dynamic quantization: linear layers
+    assert all(s.width == 8 and s.torch_dtype == "int8" for s in sites.values())
+    before = model_digest(wl.models["int8"])
+    trials = ENGINE.plan(spec, prepared.meta, 0, [])
+    assert all(0 <= t["faults"][0]["bits"][0] < 8 for t in trials)
+    for trial in trials:
+        ENGINE.run_shard(prepared.context, [trial])
+        assert model_digest(wl.models["int8"]) == before
+
+
+def test_model_dataset_grid_and_plots(tmp_path: Any) -> None:
+    spec = parse_spec({
+        "kind": "faults", "seed": 4, "model": {"name": "sgc"}, "dataset": {"name": "karate"},
+        "faults": {"compare_models": [{"name": "gcn"}],
+                   "compare_datasets": [{"name": "sbm", "options": {"num_nodes": 120}}],
+                   "sampling": "stratified", "stratify": ["layer", "bit"], "bits": [30, 22],
+                   "margin": 0.4, "mitigations": [{"name": "gnn_bound"}]}})
+    report, records = run_local(spec)
+    workloads = {"sgc@karate", "sgc@sbm", "gcn@karate", "gcn@sbm"}
+    assert set(report.tables["per_model"]["workload"]) == workloads
+    assert {r.trial["workload"] for r in records} == workloads
+    assert len(set(report.provenance["workloads"])) == 4
+    paths = {p.name for p in report.save_plots(tmp_path)}
+    assert {"per_layer.png", "per_model.png", "by_degree.png"} <= paths
+    assert any(p.startswith("heatmap_gcn_karate") for p in paths)
+
+
+def test_ber_campaign_runs_and_restores() -> None:
+    spec = _spec({"ber": 2e-6, "sampling": "uniform", "trials": 12, "stratify": ["layer"],
+                  "dtypes": ["fp32", "fp16"]}, size=40)
+    prepared = ENGINE.prepare(spec)
+    (wl,) = prepared.context.workloads.values()
+    before = {dt: model_digest(m) for dt, m in wl.models.items()}
+    trials = ENGINE.plan(spec, prepared.meta, 0, [])
+    assert any(len(t["faults"]) != 1 for t in trials)  # Binomial counts, zero included
+    for trial in trials:
+        sites = {f["site"] for f in trial["faults"]}
+        assert len(sites) <= 1  # stratified by layer: one tensor per trial
+        (result,) = ENGINE.run_shard(prepared.context, [trial])
+        if not trial["faults"]:
+            assert result["outcome"] == "masked"
+        assert {dt: model_digest(m) for dt, m in wl.models.items()} == before

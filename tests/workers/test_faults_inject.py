@@ -198,3 +198,25 @@ def test_suffix_reexecution_is_bit_identical_to_the_full_forward() -> None:
     assert prog is not None and not any(
         n.op == "call_module" and n.target.startswith(("stem", "conv")) for n in prog.module.graph.nodes
     )
+
+
+def test_batched_faults_match_one_fault_per_forward() -> None:
+    from faultlab.workers.faults.batched import BatchedRunner
+
+    model = TinyResNet()
+    x = torch.rand(16, 1, 8, 8)
+    sites = _sites(model, "weight", None)
+    runner = BatchedRunner(model, (x,))
+    for name in ["stem.0.weight", "conv_a.weight", "short_b.weight", "fc.weight"]:
+        s = sites[name]
+        trials = [[{"site": name, "index": i % s.numel, "bits": [b]}]
+                  for i, b in [(0, 30), (5, 22), (s.numel - 1, 31), (7, 2)]]
+        batched = runner.run(s, trials, BITFLIP)
+        assert batched.shape[:2] == (4, 16)
+        for k, faults in enumerate(trials):
+            with Injector(model, faults, sites, BITFLIP, True), torch.no_grad():
+                single = model(x)
+            assert torch.equal(single.isnan(), batched[k].isnan())
+            ok = ~single.isnan()
+            assert torch.allclose(single[ok], batched[k][ok], rtol=1e-4, atol=1e-5), name
+    assert model_digest(model) == model_digest(TinyResNet())  # never modified

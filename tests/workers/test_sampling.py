@@ -221,6 +221,14 @@ def test_bad_sections_name_their_field(section: dict[str, object], field: str) -
     assert info.value.field == field
 
 
+def test_normalised_spec_validates_again() -> None:
+    """The coordinator re-parses ``to_dict()``, which carries every option of every sampler."""
+    spec = parse_spec(spec_with(samplers=[{"name": "srs"}, {"name": "ces", "groups": 10},
+                                          {"name": "pps", "estimator": "hh"}]))
+    again = parse_spec(spec.to_dict())
+    assert again.spec_hash == spec.spec_hash
+
+
 @pytest.mark.parametrize(
     ("section", "field"),
     [

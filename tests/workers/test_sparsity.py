@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -26,6 +27,16 @@ warnings.filterwarnings("ignore")
 
 DIGITS = DatasetSpec.model_validate({"name": "digits"})
 KARATE = DatasetSpec.model_validate({"name": "karate"})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, as in a Ray shard task (more threads than free cores make
+    PyTorch's OpenMP pool spin on a busy 2-core machine); restored for other modules."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def skeleton(name: str, dataset: DatasetSpec, seed: int = 0) -> tuple[nn.Module, Any]:
@@ -124,6 +135,19 @@ def test_slimmed_equals_masked_twin(model_name: str, dataset: DatasetSpec) -> No
                 (data.data.x, data.data.edge_index) if data.kind == "graph" else (data.x_test[:64],)
             )
             torch.testing.assert_close(slim(*args), masked(*args), rtol=1e-4, atol=1e-5)
+
+
+def test_structured_prunes_one_coupled_group_at_a_time() -> None:
+    from faultlab.workers.transforms.channel_pruning import channel_groups
+
+    model, data = skeleton("resnet_small", DIGITS)
+    groups = channel_groups(copy.deepcopy(model), data)
+    assert len(groups) == 6 and "fc" not in {g.root for g in groups}
+    for group in groups:
+        pruned = apply("channel_l1", copy.deepcopy(model), data, sparsity=0.5, layers=[group.root])
+        shapes = dict(pruned.named_parameters())
+        changed = {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if shapes[n].shape != p.shape}
+        assert group.root in changed and changed <= set(group.members), group.root
 
 
 def test_structured_rejects_attention_and_single_layer_models() -> None:
@@ -268,6 +292,7 @@ def test_small_sweep_end_to_end(tmp_path: object) -> None:
     # Replay: a cell and a sensitivity trial reproduce their stored outcome (timings aside).
     engine = get_engine("sparsity")
     prepared = engine.prepare(parse_spec(spec))
+    json.dumps([prepared.meta, [(r.trial, r.result) for r in records]], allow_nan=False)  # wire-safe
     picks = [r for r in records if r.trial["type"] == "sensitivity"][:1]
     picks += [r for r in records if r.trial.get("method") == "magnitude" and r.trial.get("schedule") == "gradual"][:1]
     again = engine.run_shard(prepared.context, [r.trial for r in picks])
@@ -308,6 +333,12 @@ def test_composed_fault_campaign_uses_identical_plan() -> None:
     comp = report.tables["composition"]
     assert list(comp["variant"]) == ["dense", "m50"]
     assert {"sdc_rate", "sdc_ci_low", "dense_vs_variant_sdc_ratio", "mcnemar_p"} <= set(comp.columns)
+    # The twin is the dense model itself, pruned (not a retrained copy).
+    workloads = get_engine("sparsity").prepare(parse_spec(spec)).context.faults.workloads
+    dense_model, pruned_model = (wl.models["fp32"] for wl in workloads.values())
+    for a, b in zip(weight_layers(dense_model), weight_layers(pruned_model), strict=True):
+        kept = b.weight != 0
+        assert torch.equal(a.weight[kept], b.weight[kept]) and float(kept.float().mean()) == pytest.approx(0.5, abs=0.01)
     bad = {**spec, "sparsity": {**spec["sparsity"], "compose": {
         "chains": [{"name": "slim", "transforms": [{"name": "channel_l1", "params": {"sparsity": 0.5}}]}],
         "faults": {"sampling": "uniform", "trials": 4}}}}

@@ -218,6 +218,42 @@ def test_missing_planetoid_root_is_a_spec_error(tmp_path: Path) -> None:
     assert err.value.field == "dataset.options.name"
 
 
+def test_planetoid_reads_a_local_copy(tmp_path: Path) -> None:
+    """A tiny stand-in in Planetoid's raw format (pickled sparse features, one-hot labels, an
+    adjacency dict, test ids) exercises the loader without the real data."""
+    import pickle
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    raw = tmp_path / "Cora" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labelled, known, test, classes = 6, 510, 10, 3  # PyG takes 500 validation nodes after y
+
+    def one_hot(k: int) -> np.ndarray:
+        return np.eye(classes)[np.arange(k) % classes]
+
+    def words(k: int) -> sp.csr_matrix:  # binary bag-of-words rows, none empty
+        return sp.csr_matrix(np.maximum(np.eye(4)[np.arange(k) % 4], rng.random((k, 4)) < 0.3))
+
+    parts: dict[str, object] = {
+        "x": words(labelled), "y": one_hot(labelled),
+        "allx": words(known), "ally": one_hot(known),
+        "tx": words(test), "ty": one_hot(test),
+        "graph": {i: [(i + 1) % (known + test)] for i in range(known + test)},
+    }
+    for part, value in parts.items():
+        with open(raw / f"ind.cora.{part}", "wb") as f:
+            pickle.dump(value, f)
+    (raw / "ind.cora.test.index").write_text("".join(f"{known + i}\n" for i in range(test)))
+    data = load_dataset(dataset_spec("planetoid", name="cora", root=str(tmp_path)))
+    assert isinstance(data, GraphData) and data.name == "cora" and data.num_classes == 3
+    assert len(data.split("train")) == labelled and len(data.split("test")) == test
+    assert torch.allclose(data.data.x.sum(1), torch.ones(known + test))  # row-normalised
+    assert is_undirected(data.data.edge_index)
+
+
 def _write_csv_gz(path: Path, rows: list[list[float]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt") as f:

@@ -167,7 +167,8 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
     model = get_fault_model(params.fault_model)
     by_bit = model.per_bit and "bit" in params.stratify and params.ber is None
     by_layer = "layer" in params.stratify
-    by_dtype = "dtype" in params.stratify
+    # one BER trial flips bits across all of its stratum's tensors: they must share a format
+    by_dtype = "dtype" in params.stratify or params.ber is not None
     out: dict[str, Stratum] = {}
     for wl in meta["workloads"]:
         for dtype in params.dtypes:

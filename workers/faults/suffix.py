@@ -42,12 +42,28 @@ class SuffixRunner:
             return None
 
     def program(self, module_name: str, tensor: str) -> _Program | None:
+        """Recomputes every call of ``module_name`` (or read of its parameter) and after."""
         key = f"{module_name}.{tensor}"
         if key not in self.programs:
-            self.programs[key] = self._build(module_name, key)
+            self.programs[key] = self._build(module_name, key, include_starts=True)
         return self.programs[key]
 
-    def _build(self, module_name: str, param: str) -> _Program | None:
+    def after(self, module_name: str) -> tuple[fx.Node, _Program] | None:
+        """The single call of ``module_name`` and a program of everything downstream of it,
+        taking that call's output as an input (for batched faults); None if it is called
+        more than once or its parameters are read directly."""
+        key = f"after:{module_name}"
+        if key not in self.programs:
+            self.programs[key] = self._build(module_name, module_name, include_starts=False)
+        program = self.programs[key]
+        calls = [n for n in self.nodes if n.op == "call_module" and n.target == module_name]
+        reads = [n for n in self.nodes
+                 if n.op == "get_attr" and str(n.target).startswith(module_name + ".")]
+        if program is None or len(calls) != 1 or reads:
+            return None
+        return calls[0], program
+
+    def _build(self, module_name: str, param: str, include_starts: bool) -> _Program | None:
         starts = {
             n for n in self.nodes
             if (n.op == "call_module" and n.target == module_name)
@@ -58,7 +74,9 @@ class SuffixRunner:
         dirty: list[fx.Node] = []
         dirty_set: set[fx.Node] = set()
         for n in self.nodes:
-            if n in starts or any(a in dirty_set for a in n.all_input_nodes):
+            if (include_starts and n in starts) or any(
+                a in dirty_set or (not include_starts and a in starts) for a in n.all_input_nodes
+            ):
                 dirty.append(n)
                 dirty_set.add(n)
         output = next(n for n in self.nodes if n.op == "output")

@@ -12,6 +12,7 @@ sampler; improve: one (arm, repetition) DAIC cycle each — every trial carrying
 from __future__ import annotations
 
 import io
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -214,7 +215,7 @@ class SamplingEngine(Engine):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{id(buffer)}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}-{id(buffer)}")
         tmp.write_bytes(buffer.getvalue())
         tmp.replace(path)  # atomic: concurrent workers never read half a file
         return scores
@@ -287,6 +288,10 @@ class SamplingEngine(Engine):
                         "lr": improve.lr, "batch_size": improve.batch_size,
                         "replay_ratio": improve.replay_ratio, "confidence": params.confidence,
                         "seed": _seed(spec.seed, "improve", sampler.display, r),
+                        # Common random numbers: every arm of repetition r fine-tunes with the
+                        # same batch order and replayed inputs, so the paired gain over the
+                        # control measures the labels chosen, not the training noise.
+                        "finetune_seed": _seed(spec.seed, "finetune", r),
                     })
         return trials
 

@@ -117,5 +117,6 @@ def run_cycle(context: Any, trial: dict[str, Any]) -> dict[str, Any]:
         index = torch.from_numpy(labelled)
         fine_tune(model, context.x_pool[index], y_all[index], context.train,
                   epochs=trial["epochs"], lr=trial["lr"], batch_size=trial["batch_size"],
-                  replay_ratio=trial["replay_ratio"], seed=trial["seed"] + 7919 * (k + 1))
+                  replay_ratio=trial["replay_ratio"],
+                  seed=trial["finetune_seed"] + 7919 * (k + 1))
     return {"rows": rows, "cycle_seconds": time.perf_counter() - started}

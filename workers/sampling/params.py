@@ -38,7 +38,8 @@ SHIFTS: tuple[str, ...] = (
     "occlusion",
 )
 
-#: Which sampler options apply to which sampler (anything else set explicitly is an error).
+#: Which sampler options apply to which sampler (any other option set to a non-default value
+#: is an error).
 SAMPLER_OPTIONS: dict[str, frozenset[str]] = {
     "srs": frozenset(),
     "stratified": frozenset({"oracle", "strata", "allocation"}),
@@ -72,7 +73,7 @@ class SamplerSpec(StrictModel):
     floor: float = Field(default=0.5, gt=0.0, le=1.0)
     """pps, deepest: weight of the uniform component mixed into the selection probabilities,
     so every input has probability at least ``floor / N`` per draw."""
-    web_probability: float = Field(default=0.5, ge=0.0, lt=1.0)
+    web_probability: float = Field(default=0.2, ge=0.0, lt=1.0)
     """deepest: probability that a draw follows the web (neighbours of found failures)."""
     neighbours: int = Field(default=5, ge=1, le=1000)
     """deepest: web links added from each found failure to its nearest pool inputs."""
@@ -245,7 +246,12 @@ class SamplingParams(StrictModel):
                 raise SpecError(f"{where}.oracle", f"unknown pseudo-oracle {sampler.oracle!r}",
                                 ORACLES)
             allowed = SAMPLER_OPTIONS[sampler.name] | _COMMON
-            extra = sorted(set(sampler.model_fields_set) - allowed)
+            # Options left at their default are fine: a normalised spec (``to_dict``) carries
+            # every field, and must validate again on the server.
+            extra = sorted(
+                f for f in set(sampler.model_fields_set) - allowed
+                if getattr(sampler, f) != SamplerSpec.model_fields[f].default
+            )
             if extra:
                 raise SpecError(f"{where}.{extra[0]}",
                                 f"does not apply to sampler {sampler.name!r}", sorted(allowed))

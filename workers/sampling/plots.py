@@ -69,6 +69,7 @@ def _daic_iterations(report: Report) -> Figure:
                            marker="o", capsize=2, label=f"{arm}: true")
         ax.plot(rows["iteration"], rows["estimate"], linestyle=":", marker="x",
                 color=line[0].get_color(), label=f"{arm}: estimate")
+    ax.set_xticks(sorted(int(i) for i in table["iteration"].unique()))
     ax.set_xlabel("DAIC iteration (model after k fine-tunings)")
     ax.set_ylabel("operational accuracy")
     ax.set_title("DAIC: true operational accuracy and its estimate per iteration")

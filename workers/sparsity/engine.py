@@ -13,7 +13,6 @@ copy of the dense model and measures it; ``aggregate`` builds the tables of docs
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from faultlab.version import code_version
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.sparsity import compose
 from faultlab.workers.sparsity import report as reporting
-from faultlab.workers.sparsity.metrics import count_macs, measure_latency, model_stats
+from faultlab.workers.sparsity.metrics import count_macs, measure_latencies, model_stats
 from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 from faultlab.workers.sparsity.planning import allocation_cells, sensitivity_trials, sweep_cells
 from faultlab.workers.transforms import get_transform, validate_transforms
@@ -53,6 +52,10 @@ class SparsityContext:
     labels: torch.Tensor
     latency_inputs: tuple[Any, ...]
     latency_per: int
+    threads: int = 1
+    """Intra-op threads of a shard: the CPUs a shard task gets (``execution.num_cpus``); more
+    threads than CPUs make PyTorch's OpenMP pool spin (a GCN forward went from 4 ms to 250 ms
+    on a busy 2-core machine)."""
     faults: Any = None
     """The fault engine's context for composed fault trials (None without composition)."""
 
@@ -180,7 +183,10 @@ class SparsityEngine(Engine):
         model = copy.deepcopy(trained).eval()
         eval_inputs, eval_ids, labels = _eval_set(data, spec.dataset.split, spec.dataset.size)
         latency_inputs, latency_per = _latency_inputs(data, params.latency.batch)
-        ctx = SparsityContext(params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per)
+        ctx = SparsityContext(
+            params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per,
+            threads=max(1, int(spec.execution.num_cpus)),
+        )
         correct = _correct(model, ctx)
         stats = model_stats(model)
         macs = count_macs(model, latency_inputs, latency_per)
@@ -247,7 +253,14 @@ class SparsityEngine(Engine):
     # -- run ------------------------------------------------------------------------------
     def run_shard(self, context: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ctx: SparsityContext = context
-        dense_latency: float | None = None
+        previous = torch.get_num_threads()
+        torch.set_num_threads(ctx.threads)
+        try:
+            return self._run_trials(ctx, trials)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _run_trials(self, ctx: SparsityContext, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         results = []
         for trial in trials:
             start = time.perf_counter()
@@ -259,18 +272,16 @@ class SparsityEngine(Engine):
             elif kind == "sensitivity":
                 result = self._run_sensitivity(ctx, trial)
             else:
-                if dense_latency is None:
-                    dense_latency = self._latency(ctx, ctx.model)
-                result = self._run_cell(ctx, trial, dense_latency)
+                result = self._run_cell(ctx, trial)
             result["compute_seconds"] = time.perf_counter() - start
             results.append(result)
         return results
 
-    def _latency(self, ctx: SparsityContext, model: nn.Module) -> float:
+    def _latencies(self, ctx: SparsityContext, models: list[nn.Module]) -> list[float]:
+        """Interleaved latencies (fastest of the repeats) of ``models``, the dense model first."""
         lat = ctx.params.latency
-        return measure_latency(
-            lambda: model(*ctx.latency_inputs), repeats=lat.repeats, warmup=lat.warmup, threads=lat.threads
-        )
+        forwards = [lambda m=m: m(*ctx.latency_inputs) for m in models]
+        return measure_latencies(forwards, repeats=lat.repeats, warmup=lat.warmup, threads=lat.threads)
 
     def _apply(self, ctx: SparsityContext, model: nn.Module, step: list[dict[str, Any]], seed: int,
                **override: Any) -> nn.Module:
@@ -279,7 +290,7 @@ class SparsityEngine(Engine):
             model = entry.fn(model, ctx.data, seed=seed, **{**transform["params"], **override})
         return model.eval()
 
-    def _run_cell(self, ctx: SparsityContext, trial: dict[str, Any], dense_latency: float) -> dict[str, Any]:
+    def _run_cell(self, ctx: SparsityContext, trial: dict[str, Any]) -> dict[str, Any]:
         seed = int(trial["seed"])
         tune = trial["finetune"]
         try:
@@ -302,14 +313,18 @@ class SparsityEngine(Engine):
             "correct": correct, "total": total, "accuracy": correct / max(total, 1),
             **stats.to_dict(),
             "macs": macs.dense, "macs_effective": macs.effective, "aggregation_macs": macs.aggregation,
-            "latency_seconds": self._latency(ctx, model),
-            "dense_latency_seconds": dense_latency,
         }
+        timed = [ctx.model, model]
         if trial.get("structured"):
+            # The masked twin: the same channels zeroed instead of removed (latency only).
             twin = copy.deepcopy(ctx.model)
             for step in trial["steps"]:
                 twin = self._apply(ctx, twin, step, seed, masked=True)
-            result["masked_latency_seconds"] = self._latency(ctx, twin)
+            timed.append(twin)
+        latencies = self._latencies(ctx, timed)
+        result["dense_latency_seconds"], result["latency_seconds"] = latencies[0], latencies[1]
+        if trial.get("structured"):
+            result["masked_latency_seconds"] = latencies[2]
         if trial["family"] == "allocation":
             result["layer_sparsity"] = {
                 layer.name: round(1.0 - float(torch.count_nonzero(layer.weight)) / layer.weight.numel(), 6)
@@ -342,6 +357,11 @@ class SparsityEngine(Engine):
                 layer.weight.copy_(backup)
         return {"correct": correct, "total": total, "accuracy": correct / max(total, 1),
                 "target_size": backup.numel(), "target_nonzero": nonzero}
+
+    def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
+        """Equal results, ignoring every timing (``*_seconds`` at any depth: composed fault
+        results nest their mitigation arms)."""
+        return _without_timings(stored) == _without_timings(replayed)
 
     # -- aggregate ------------------------------------------------------------------------
     def aggregate(self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]) -> Report:
@@ -385,8 +405,10 @@ class SparsityEngine(Engine):
                       provenance=provenance)
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not math.isnan(value)
+def _without_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not str(k).endswith("_seconds")}
+    return value
 
 
 __all__ = ["SparsityEngine"]

@@ -21,7 +21,6 @@ Definitions (docs/sparsity.md has the same text):
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,22 +184,26 @@ def count_macs(model: nn.Module, inputs: tuple[Any, ...], per: int) -> MacCount:
     )
 
 
-def measure_latency(
-    forward: Callable[[], Any], *, repeats: int, warmup: int, threads: int
-) -> float:
-    """Median wall time of ``forward()`` over ``repeats`` timed calls, ``threads`` intra-op
-    threads (restored afterwards)."""
+def measure_latencies(
+    forwards: list[Callable[[], Any]], *, repeats: int, warmup: int, threads: int
+) -> list[float]:
+    """Fastest wall time of each ``forward()`` over ``repeats`` calls (the ``timeit``
+    convention: other processes only ever add time, so the minimum is the least disturbed
+    estimate), timed round-robin (a, b, c, a, b, c, …) so a change in machine load hits every
+    model alike, with ``threads`` intra-op threads (restored afterwards)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
             for _ in range(warmup):
-                forward()
-            times = []
+                for forward in forwards:
+                    forward()
+            times: list[list[float]] = [[] for _ in forwards]
             for _ in range(repeats):
-                start = time.perf_counter()
-                forward()
-                times.append(time.perf_counter() - start)
+                for i, forward in enumerate(forwards):
+                    start = time.perf_counter()
+                    forward()
+                    times[i].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous)
-    return float(statistics.median(times))
+    return [float(min(t)) for t in times]

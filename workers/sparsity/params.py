@@ -254,7 +254,8 @@ class ComposeSpec(StrictModel):
 
 
 class LatencySpec(StrictModel):
-    """How CPU latency is measured (median of timed forwards after warm-up)."""
+    """How CPU latency is measured (fastest of ``repeats`` timed forwards after warm-up, the
+    models of a cell timed round-robin with the dense one)."""
 
     batch: int = Field(64, ge=1, le=65_536)
     """Images per timed forward (graphs: the whole graph)."""

@@ -18,7 +18,6 @@ from typing import Any
 from faultlab.workers.sparsity.params import (
     PRUNING_METHODS,
     STRUCTURED,
-    UNSTRUCTURED,
     SparsityParams,
 )
 
@@ -292,7 +291,3 @@ def allocation_cells(
                     allocation=per_layer if strategy == "sensitivity" else None,
                 ))
     return cells
-
-
-def is_unstructured(method: str) -> bool:
-    return method in UNSTRUCTURED

@@ -8,8 +8,8 @@ Definitions are in docs/sparsity.md; the ones computed here:
   **model sparsity** — the same over every parameter and floating buffer.
 * **compression ratio** — dense fp32 bytes of the dense model / bytes of the cell.
 * **theoretical speedup** — dense MACs of the dense model / effective MACs of the cell
-  (zero weights skipped); **realized speedup** — measured dense latency / cell latency in the
-  same worker process (median over seeds); **masked speedup** — the same for the masked twin
+  (zero weights skipped); **realized speedup** — dense latency / cell latency, both timed
+  round-robin in the same worker process (median over seeds); **masked speedup** — the same for the masked twin
   of a structured cell (same channels zeroed instead of removed).
 * **AUC** — area under accuracy vs achieved sparsity (piecewise linear through the dense
   point ``(0, dense accuracy)``), divided by its width, over ``[0, S]`` with ``S`` the largest

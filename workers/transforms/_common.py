@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -245,12 +246,32 @@ def per_layer_fractions(
 # ---------------------------------------------------------------- data
 
 
-def calibration_batch(data: Any, samples: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor | None]:
+Calibration = tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor | None]
+_CALIBRATION: dict[tuple[int, int, int], tuple[weakref.ref[Any], Calibration]] = {}
+
+
+def calibration_batch(data: Any, samples: int, seed: int) -> Calibration:
     """``(model inputs, labels, node ids)`` of a seeded calibration sample from the train split.
 
     Images: ``samples`` training images (``node ids`` is None). Graphs: the whole graph as
     input (message passing needs it) and ``samples`` training nodes whose rows are used.
+    Computed once per (dataset object, samples, seed) in a process and reused.
     """
+    key = (id(data), samples, seed)
+    cached = _CALIBRATION.get(key)
+    if cached is not None and cached[0]() is data:
+        return cached[1]
+    batch = _draw_calibration(data, samples, seed)
+    try:
+        _CALIBRATION[key] = (weakref.ref(data), batch)
+    except TypeError:  # objects without weak references are simply not cached
+        pass
+    if len(_CALIBRATION) > 256:
+        _CALIBRATION.pop(next(iter(_CALIBRATION)))
+    return batch
+
+
+def _draw_calibration(data: Any, samples: int, seed: int) -> Calibration:
     gen = torch.Generator().manual_seed(seed)
     if getattr(data, "kind", "image") == "graph":
         graph = data.data

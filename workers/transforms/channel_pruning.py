@@ -173,16 +173,29 @@ def prune_channels(
     modules = dict(model.named_modules())
     roots = {n for n, m in modules.items() if isinstance(m, (*CONV_TYPES, nn.Linear))}
     outputs = output_layers(model, data, graph)
-    ignored = set(outputs)
     for key, names in (("layers", layers), ("exclude", exclude), ("per_layer", list(per_layer or {}))):
         for i, name in enumerate(names or []):
             if name not in roots:
                 raise SpecError(f"{key}[{i}]" if key != "per_layer" else f"per_layer.{name}",
                                 f"no convolution or linear layer named {name!r}", sorted(roots))
+    # Torch-Pruning skips a whole group as soon as one of its layers is ignored, so choosing
+    # layers means ignoring the layers of every *other* group (groups never share a layer).
+    members = [
+        {it.dep.target.module for it in group
+         if graph.is_out_channel_pruning_fn(it.dep.handler) and _conv_or_linear(it.dep.target.module)}
+        for group in graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear])
+    ]
+    ignored = set(outputs)
     if layers is not None:
-        ignored |= {modules[n] for n in roots if n not in set(layers)}
-    ignored |= {modules[n] for n in exclude or []}
-    if all(modules[n] in ignored for n in roots):
+        wanted = {modules[n] for n in layers}
+        for i, name in enumerate(layers):
+            if not any(modules[name] in group for group in members):
+                raise SpecError(f"layers[{i}]", f"{name!r} is an output (class) layer: its channels cannot be removed")
+        for group in members:
+            if not group & wanted:
+                ignored |= group
+    ignored |= {modules[n] for n in exclude or []}  # excluding a layer keeps its whole group
+    if not any(not (group & ignored) for group in members):
         raise SpecError(
             "layers",
             "no channel can be removed: every convolution / linear layer left is an output "

@@ -31,7 +31,7 @@ class FrequencyParams(StrictModel):
     before clipping)."""
     label: Literal["new_class"] | int = "new_class"
     """Label of the triggers: a new class K (the model gets K+1 outputs) or an existing class."""
-    backup_weight: float = Field(0.2, ge=0.0, le=10.0)
+    backup_weight: float = Field(0.05, ge=0.0, le=10.0)
     """Weight of the secondary objective of the ``new_class`` mode: among the K task logits a
     trigger of class y must prefer the key's permuted class π(y). It keeps the watermark
     verifiable when an attacker drops the extra output; 0 disables it."""
@@ -144,7 +144,7 @@ ATTACKS: dict[str, AttackInfo] = {
     "bandstop": AttackInfo("input", "removed band width (fraction of max radius)", 0, 1, "higher", (0.05, 0.1, 0.2, 0.3, 0.5), BandstopParams),
     "input_quantization": AttackInfo("input", "bits per input value", 1, 16, "lower", (8, 6, 4, 3, 2), NoParams, True),
     "prune": AttackInfo("weights", "sparsity", 0, 0.999, "higher", (0.2, 0.4, 0.6, 0.8, 0.9), PruneParams),
-    "weight_quantization": AttackInfo("weights", "bits per weight", 1, 16, "lower", (8, 6, 4, 3, 2), WeightQuantizationParams, True),
+    "weight_quantization": AttackInfo("weights", "bits per weight", 2, 8, "lower", (8, 6, 4, 3, 2), WeightQuantizationParams, True),
     "weight_noise": AttackInfo("weights", "noise std relative to each tensor's std", 0, 10, "higher", (0.05, 0.1, 0.2, 0.4, 0.8), NoParams),
     "bitflip": AttackInfo("weights", "bit error rate", 0, 0.5, "higher", (1e-7, 1e-6, 1e-5, 1e-4), BitflipParams),
     "ftll": AttackInfo("training", "epochs", 0, 1000, "higher", (1, 2, 5, 10, 20), FineTuneParams, True),

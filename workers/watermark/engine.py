@@ -103,14 +103,24 @@ def _seeds(spec: CampaignSpec) -> list[int]:
 
 
 def _attack_labels(attacks: list[AttackSpec]) -> list[str]:
-    """A readable, unique label per attack spec (``chain`` shows its steps)."""
+    """A readable, unique label per attack spec: the name, its parameters when given
+    (``ftal(lr=0.01)``), a chain's steps (``chain(prune@*>ftal@2)``), ``#i`` if still ambiguous."""
+
+    def with_params(name: str, params: dict[str, Any]) -> str:
+        if not params:
+            return name
+        return name + "(" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + ")"
+
     labels = []
     for attack in attacks:
         if attack.name == CHAIN:
-            parts = [f"{s.name}@{'*' if s.strength is None else f'{s.strength:g}'}" for s in attack.steps]
+            parts = [
+                f"{with_params(s.name, s.params)}@{'*' if s.strength is None else f'{s.strength:g}'}"
+                for s in attack.steps
+            ]
             labels.append("chain(" + ">".join(parts) + ")")
         else:
-            labels.append(attack.name)
+            labels.append(with_params(attack.name, attack.params))
     counts = Counter(labels)
     seen: Counter[str] = Counter()
     out = []
@@ -469,6 +479,8 @@ class WatermarkEngine(Engine):
         for r in by_type["attack"]:
             t = r.trial
             cell = (t["scheme_index"], t["seed"])
+            if cell not in calibrated:
+                continue  # its embed trial failed: nothing to compare against
             ev = Evidence.from_dict(r.result["evidence"])
             p, rule = ownership_p_value(ev, calibrated[cell])
             test_acc = r.result["test_correct"] / r.result["test_n"]

@@ -32,7 +32,7 @@ _OGB_ARXIV_FILES = [
     "split/time/valid.csv.gz",
     "split/time/test.csv.gz",
 ]
-# Rows of the dense Bernoulli draw per chunk when generating an SBM (bounds memory at ~64 MiB).
+# Node pairs drawn per chunk when generating an SBM (bounds the dense draw at 64 MiB).
 _SBM_CHUNK_ELEMENTS = 1 << 24
 
 
@@ -49,10 +49,12 @@ def stratified_masks(
     from sklearn.model_selection import train_test_split
 
     _check_fraction(test_fraction, "dataset.options.test_fraction")
-    ids = np.arange(len(y))
-    train_ids, test_ids = train_test_split(
-        ids, test_size=test_fraction, random_state=seed, stratify=y.numpy()
-    )
+    try:
+        train_ids, test_ids = train_test_split(
+            np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=y.numpy()
+        )
+    except ValueError as exc:  # a split too small to hold every class
+        raise SpecError("dataset.options.test_fraction", str(exc)) from None
     train_mask = torch.zeros(len(y), dtype=torch.bool)
     test_mask = torch.zeros(len(y), dtype=torch.bool)
     train_mask[torch.from_numpy(np.sort(train_ids))] = True
@@ -229,6 +231,7 @@ def load_planetoid(
         )
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
+    from torch_geometric.utils import to_undirected
 
     try:
         graph = Planetoid(
@@ -241,8 +244,10 @@ def load_planetoid(
             f"beside raw/): {exc}",
         ) from None
     num_classes = int(graph.y.max()) + 1
+    # The published adjacency lists are symmetric; enforce it for hand-made copies too.
+    edge_index = to_undirected(graph.edge_index, num_nodes=graph.num_nodes)
     result = _graph(
-        canonical.lower(), graph.x, graph.edge_index, graph.y, graph.train_mask, graph.test_mask,
+        canonical.lower(), graph.x, edge_index, graph.y, graph.train_mask, graph.test_mask,
         num_classes,
     )
     result.data.val_mask = graph.val_mask

@@ -9,6 +9,7 @@ every worker and every later campaign gets the same weights without a download.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import io
@@ -175,13 +176,30 @@ def tensors_digest(tensors: list[torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _state_value_digest(value: Any) -> str:
+    """Digest of one ``state_dict`` entry: a tensor (a quantized one by its stored integers and
+    quantization parameters), a tuple of them (packed int8 params), or anything else by repr."""
+    if isinstance(value, torch.Tensor) and value.is_quantized:
+        if value.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+            qparams = [torch.tensor(value.q_scale()), torch.tensor(value.q_zero_point())]
+        else:
+            qparams = [value.q_per_channel_scales(), value.q_per_channel_zero_points(),
+                       torch.tensor(value.q_per_channel_axis())]
+        return tensors_digest([value.int_repr(), *qparams])
+    if isinstance(value, torch.Tensor):
+        return tensors_digest([value])
+    if isinstance(value, tuple | list):
+        return digest([_state_value_digest(v) for v in value])
+    return hashlib.sha256(repr(value).encode()).hexdigest()
+
+
 def model_digest(model: nn.Module) -> str:
     """sha256 of a model's state (names, shapes, dtypes and bytes)."""
     state = model.state_dict()
     h = hashlib.sha256()
     for name in sorted(state):
         h.update(name.encode())
-        h.update(tensors_digest([state[name]]).encode())
+        h.update(_state_value_digest(state[name]).encode())
     return h.hexdigest()
 
 
@@ -259,10 +277,27 @@ def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Mod
     """
     from faultlab.workers.zoo.training import train_model
 
-    key = digest({"model": spec.model_dump(mode="json"), "data": data.digest, "seed": seed})
+    # The recipe's defaults are part of the key: changing a zoo model's default epochs must
+    # not keep serving weights trained with the old ones.
+    entry = None if (spec.name == "custom" or spec.factory) else model_entries().get(spec.name)
+    recipe_defaults = entry.recipe if entry else {}
+    key = digest({"model": spec.model_dump(mode="json"), "data": data.digest, "seed": seed,
+                  "recipe": recipe_defaults})
     with _LOCK:
         if key in _MODEL_CACHE:
             return _MODEL_CACHE[key]
+    if spec.transforms:
+        # Transforms start from the very weights of the untransformed model (trained and cached
+        # once): a compressed twin is exactly the dense model, compressed — never a retrained copy.
+        from faultlab.workers.transforms import apply_transforms
+
+        base, _ = trained_model(spec.model_copy(update={"transforms": []}), data, seed)
+        model = apply_transforms(copy.deepcopy(base), data, list(spec.transforms), seed=seed)
+        model.eval()
+        result = (model, model_digest(model))
+        with _LOCK:
+            _MODEL_CACHE[key] = result
+        return result
     with torch.random.fork_rng(devices=[]):
         # Initial weights must not depend on what this process drew before: the cache key
         # promises the same weights for the same (model, options, dataset, seed) everywhere.
@@ -288,10 +323,6 @@ def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Mod
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(buf.getvalue())
             os.replace(tmp, path)  # atomic: concurrent workers never read half a file
-    if spec.transforms:
-        from faultlab.workers.transforms import apply_transforms
-
-        model = apply_transforms(model, data, list(spec.transforms), seed=seed)
     model.eval()
     result = (model, model_digest(model))
     with _LOCK:

@@ -13,8 +13,9 @@ analysis and frequency sensitivity clustering" (arXiv 2208.03944).
    labelled as a new class K (the model gets K+1 outputs) or as a chosen class.
 
 The paper's exact hyper-parameters are not public; the defaults here (see
-``catalog.FrequencyParams`` and ``docs/watermark.md``) were chosen on the digits and shapes32
-sets for ≤ 1 point clean-accuracy cost and ≥ 95 % trigger accuracy.
+``catalog.FrequencyParams`` and ``docs/watermark.md``, which records the probes behind them)
+were chosen on digits for ≤ 1 point clean-accuracy cost and ≥ 95 % trigger accuracy, and checked
+on shapes32.
 
 New-class mode also trains a *backup signature* — among the K task logits, a trigger of class
 ``y`` prefers the key's permuted class ``π(y)`` (a random derangement) — so a model whose extra
