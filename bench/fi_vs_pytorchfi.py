@@ -121,8 +121,11 @@ def main() -> None:
             "faults": [{"site": sites[L].name, "index": i, "bits": [b]}], "seed": args.seed,
             "round": 0, "ordinal": j} for j, (L, i, b) in enumerate(trials)]
 
-    # warm-up both paths once (lazy initialisation, suffix programs)
-    engine.run_shard(prepared.context, flt[:3])
+    # warm-up both paths (lazy initialisation, kernels; faultlab: one suffix program per layer,
+    # built once per campaign — PyTorchFI's warm-up forward touches every layer too)
+    first_of_layer = {t["layer"]: t for t in reversed(flt)}
+    warm = [{**t, "faults": [{**t["faults"][0], "bits": [0]}]} for t in first_of_layer.values()]
+    engine.run_shard(prepared.context, warm)
     run_pytorchfi(model, x, sites, trials[:2])
 
     start = time.perf_counter()

@@ -235,7 +235,9 @@ def main(sections: list[str]) -> None:
         try:
             comp = composed()
             out["dense_vs_pruned_sdc_ratio"] = round(comp["ratio"], 3)
-            out["composition_detail"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in comp.items()}
+            out["composition_detail"] = {
+                k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in comp.items()
+            }
         except ImportError as exc:  # the fault engine is a separate package of the repo
             out["dense_vs_pruned_sdc_ratio"] = None
             out["composition_missing"] = str(exc)

@@ -87,11 +87,13 @@ def test_random_and_gradient_prune_exact_counts() -> None:
                 assert zeros == [round(0.6 * n) for n in sizes]
             else:
                 assert sum(zeros) == round(0.6 * sum(sizes))
-    # Gradual (increasing levels, same seed) only grows the mask.
-    once = apply("random", copy.deepcopy(model), data, sparsity=0.4)
-    twice = apply("random", copy.deepcopy(once), data, sparsity=0.7)
-    for a, b in zip(weight_layers(once), weight_layers(twice), strict=True):
-        assert bool(((a.weight == 0) <= (b.weight == 0)).all())
+    # Gradual (increasing levels) only grows the mask, and hits the count exactly.
+    for name, extra in (("random", {}), ("gradient_magnitude", {"samples": 64})):
+        once = apply(name, copy.deepcopy(model), data, sparsity=0.4, **extra)
+        twice = apply(name, copy.deepcopy(once), data, sparsity=0.7, **extra)
+        for a, b in zip(weight_layers(once), weight_layers(twice), strict=True):
+            assert bool(((a.weight == 0) <= (b.weight == 0)).all())
+            assert int((b.weight == 0).sum()) == round(0.7 * b.weight.numel())
 
 
 def test_nm_two_four() -> None:
@@ -187,6 +189,34 @@ def test_fake_quant_levels_and_low_rank_full_rank() -> None:
         torch.testing.assert_close(full(x), model(x), rtol=1e-4, atol=1e-4)
     small = apply("low_rank", copy.deepcopy(model), data, rank_ratio=0.25)
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+GNN_TRANSFORMS: list[tuple[str, dict[str, Any]]] = [
+    ("magnitude", {"sparsity": 0.5}), ("global_magnitude", {"sparsity": 0.5}), ("random", {"sparsity": 0.5}),
+    ("gradient_magnitude", {"sparsity": 0.5, "samples": 8}), ("nm", {"n": 1, "m": 2}),
+    ("channel_l2", {"sparsity": 0.5}), ("int8_dynamic", {}), ("int8_static", {}), ("fake_quant", {"bits": 4}),
+    ("low_rank", {"rank_ratio": 0.25, "force": True}), ("distill", {"width_ratio": 0.5, "epochs": 3}),
+    ("finetune", {"epochs": 2}),
+]
+
+
+@pytest.mark.parametrize("model_name", ["gcn", "sgc", "gat", "gin", "sage"])
+def test_every_transform_on_every_gnn(model_name: str) -> None:
+    model, data = skeleton(model_name, KARATE)
+    args = (data.data.x, data.data.edge_index)
+    for name, params in GNN_TRANSFORMS:
+        if name in ("channel_l2", "distill") and model_name in ("gat", "sgc"):
+            with pytest.raises(SpecError):
+                apply(name, copy.deepcopy(model), data, **params)
+            continue
+        out = apply(name, copy.deepcopy(model), data, **params).eval()
+        with torch.no_grad():
+            logits = out(*args)
+        logits = logits.dequantize() if logits.is_quantized else logits
+        assert logits.shape == (34, 4) and bool(torch.isfinite(logits).all()), name
+        if name in ("magnitude", "global_magnitude", "random", "gradient_magnitude", "nm"):
+            zeros = [float((layer.weight == 0).float().mean()) for layer in weight_layers(out)]
+            assert zeros and max(zeros) >= 0.45, name  # the PyG convs' own weights were pruned
 
 
 # ---------------------------------------------------------------- bad input

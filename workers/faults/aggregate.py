@@ -19,11 +19,11 @@ from faultlab.stats import two_sided_z, wilson_interval
 from faultlab.workers.faults.params import FaultParams
 from faultlab.workers.faults.planning import Stratum, stratified_interval, stratum_interval
 
-OUTCOMES = ("masked", "sdc", "critical_sdc", "due")
 RATES = {
     "sdc": ("sdc", "critical_sdc"),          # output differs (critical SDCs included)
     "critical_sdc": ("critical_sdc",),       # top-1 changed on an input the golden model got right
     "due": ("due",),                         # NaN / Inf / exception
+    "failure": ("critical_sdc", "due"),      # wrong top-1 or no answer: what a user suffers
     "masked": ("masked",),
 }
 
@@ -168,6 +168,10 @@ def mitigation_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams
                 "critical_sdc_rate": r["critical_sdc_rate"],
                 "critical_sdc_ci_low": r["critical_sdc_ci_low"],
                 "critical_sdc_ci_high": r["critical_sdc_ci_high"],
+                "due_rate_none": base["due_rate"], "due_rate": r["due_rate"],
+                "failure_rate_none": base["failure_rate"], "failure_rate": r["failure_rate"],
+                "failure_ci_low": r["failure_ci_low"], "failure_ci_high": r["failure_ci_high"],
+                "failure_reduction": _reduction(base["failure_rate"], r["failure_rate"]),
                 "critical_sdc_reduction": _reduction(base["critical_sdc_rate"], r["critical_sdc_rate"]),
                 "sdc_reduction": _reduction(base["sdc_rate"], r["sdc_rate"]),
                 "trials_fixed": int((none_crit & ~mit_crit).sum()),

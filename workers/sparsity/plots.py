@@ -17,9 +17,15 @@ def _figure(width: float = 7.0, height: float = 4.5) -> Any:
 
 
 def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> Any:
-    """One line per (method, granularity, schedule) with the CI over seeds as error bars."""
-    fig = _figure()
+    """One line per pruning curve — colour = method, marker = granularity, dashed = gradual —
+    with the CI over seeds as error bars; quantization, low-rank, distillation, chain and
+    allocation cells as labelled points."""
+    fig = _figure(9.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
+    palette = [f"C{i}" for i in range(10)]
+    methods = list(dict.fromkeys(cells["method"]))
+    colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    markers = {"layer": "o", "global": "s"}
     prune = cells[cells["family"] == "prune"]
     for (method, gran, sched), group in prune.groupby(["method", "granularity", "schedule"], sort=False):
         group = group.sort_values("achieved_sparsity")
@@ -27,18 +33,25 @@ def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> A
         low = acc - group["accuracy_ci_low"].to_numpy(dtype=float)
         high = group["accuracy_ci_high"].to_numpy(dtype=float) - acc
         ax.errorbar(group["achieved_sparsity"], acc, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
-                    marker="o", capsize=3, label=f"{method} / {gran} / {sched}")
+                    color=colour[method], marker=markers.get(gran, "^"), markersize=4, capsize=2,
+                    linestyle="--" if sched == "gradual" else "-", linewidth=1.2,
+                    label=f"{method} / {gran} / {sched}")
     other = cells[cells["family"].isin(["quant", "low_rank", "distill", "chain", "allocation"])]
-    for _, row in other.iterrows():
-        ax.scatter([row["achieved_sparsity"]], [row["accuracy"]], marker="x")
-        ax.annotate(f"{row['method']}" + (f"@{row['level']:g}" if pd.notna(row["level"]) else ""),
-                    (row["achieved_sparsity"], row["accuracy"]), fontsize=7)
+    for (family, method), group in other.groupby(["family", "method"], sort=False):
+        label = f"{method} ({family})" if family == "allocation" else method
+        ax.scatter(group["achieved_sparsity"], group["accuracy"], marker="x", s=30,
+                   color=colour[method] if family != "allocation" else "black", label=label)
+        for _, row in group.iterrows():
+            tag = row["granularity"] if family == "allocation" else (f"{row['level']:g}" if pd.notna(row["level"]) else "")
+            ax.annotate(tag, (row["achieved_sparsity"], row["accuracy"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
     if dense_accuracy is not None:
-        ax.axhline(dense_accuracy, color="grey", linestyle="--", linewidth=1, label="dense")
+        ax.axhline(dense_accuracy, color="grey", linestyle=":", linewidth=1, label="dense")
     ax.set_xlabel("achieved sparsity (fraction of weights removed)")
     ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy vs sparsity (CI over seeds)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("Accuracy vs sparsity (error bars: CI over seeds)")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.subplots_adjust(right=0.72)
     return fig
 
 

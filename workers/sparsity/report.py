@@ -13,8 +13,9 @@ Definitions are in docs/sparsity.md; the ones computed here:
   of a structured cell (same channels zeroed instead of removed).
 * **AUC** — area under accuracy vs achieved sparsity (piecewise linear through the dense
   point ``(0, dense accuracy)``), divided by its width, over ``[0, S]`` with ``S`` the largest
-  sparsity every pruning curve of the report reaches (``auc``), and over the curve's own range
-  (``auc_own``): a mean accuracy over the sparsity range.
+  sparsity every swept pruning curve of the report reaches (``auc``; NaN for a curve that
+  stops short, e.g. one N:M point), and over the curve's own range (``auc_own``): a mean
+  accuracy over the sparsity range.
 * **Pareto** — a cell is on the accuracy–bytes (accuracy–latency) frontier when no other cell
   is at least as accurate and at least as small (fast), and strictly better in one of them.
 """
@@ -31,7 +32,7 @@ from scipy import stats as sp_stats
 
 from faultlab.report import Report
 from faultlab.stats import mean_with_ci, wilson_interval
-from faultlab.workers.sparsity.params import SparsityParams
+from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 
 KEY = ["family", "method", "granularity", "schedule", "level", "level_kind"]
 
@@ -171,29 +172,34 @@ def curve_table(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
         curves[(method, gran, sched)] = pts
     if not curves:
         return pd.DataFrame()
-    common = min(max(x for x, _ in pts) for pts in curves.values())
+    # The common range is set by the curves that sweep levels (an N:M pattern is one point).
+    swept = [max(x for x, _ in pts) for pts in curves.values() if len(pts) > 2]
+    common = min(swept) if swept else min(max(x for x, _ in pts) for pts in curves.values())
     rows = []
     for (method, gran, sched), pts in curves.items():
         within = [x for x, a in pts if a >= dense - 0.01]
+        covers = max(x for x, _ in pts) >= common - 1e-9
         rows.append({
             "method": method, "granularity": gran, "schedule": sched, "points": len(pts) - 1,
-            "auc": _area(pts, common), "auc_range": common,
+            "auc": _area(pts, common) if covers else math.nan, "auc_range": common,
             "auc_own": _area(pts, max(x for x, _ in pts)), "max_sparsity": max(x for x, _ in pts),
             "max_sparsity_within_1pt": max(within) if within else 0.0,
         })
-    return pd.DataFrame(rows).sort_values("auc", ascending=False).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values("auc", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def sensitivity_table(scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]) -> pd.DataFrame:
     dense = float(meta["dense"]["accuracy"])
-    sizes = {e["name"]: e["size"] for e in meta["layers"] + meta["groups"]}
+    layer_sizes = {e["name"]: e["size"] for e in meta["layers"]}
+    group_sizes = {e["name"]: e["size"] for e in meta["groups"]}
     rows = []
     for trial, result in scans:
+        sizes = group_sizes if trial["method"] in STRUCTURED else layer_sizes
         rows.append({
             "method": trial["method"], "target": trial["target"], "level": trial["level"],
             "seed": trial["seed"], "accuracy": result.get("accuracy", math.nan),
             "accuracy_drop": dense - float(result.get("accuracy", math.nan)),
-            "target_size": sizes.get(trial["target"]),
+            "target_size": sizes.get(trial["target"]),  # weights, or channels of a group
         })
     frame = pd.DataFrame(rows)
     return (frame.groupby(["method", "target", "level"], sort=False)
@@ -228,7 +234,8 @@ def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: Spars
         best = curves.iloc[0]
         out["best_curve"] = f"{best['method']}/{best['granularity']}/{best['schedule']}"
         out["auc"] = {
-            f"{r['method']}/{r['granularity']}/{r['schedule']}": r["auc"] for _, r in curves.iterrows()
+            f"{r['method']}/{r['granularity']}/{r['schedule']}": r["auc"]
+            for _, r in curves.iterrows() if pd.notna(r["auc"])
         }
     if not cells.empty:
         structured = cells[cells["method"].isin(["channel_l1", "channel_l2"]) & (cells["family"] == "prune")]
@@ -251,7 +258,7 @@ def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: Spars
                 for _, r in quant.iterrows()
             }
         out["pareto_bytes"] = [
-            f"{r['method']}/{r['granularity']}/{r['schedule']}@{r['level']}"
+            f"{r['method']}/{r['granularity']}/{r['schedule']}" + (f"@{r['level']:g}" if pd.notna(r["level"]) else "")
             for _, r in cells[cells["pareto_bytes"]].iterrows()
         ]
     if "sensitivity" in tables:

@@ -114,6 +114,26 @@ def check_supported(model: nn.Module, field: str = "layers") -> None:
         )
 
 
+def _keep_one_importance() -> type:
+    import torch_pruning as tp
+
+    class KeepOne(tp.importance.GroupMagnitudeImportance):  # type: ignore[misc]
+        """Group-mean L_p norm, with each group's most important channel made unprunable."""
+
+        def __call__(self, group: Any) -> torch.Tensor | None:
+            imp: torch.Tensor | None = super().__call__(group)
+            if imp is not None and imp.numel() > 0:
+                imp = imp.clone()
+                imp[imp.argmax()] = float("inf")
+            return imp
+
+    return KeepOne
+
+
+def _KeepOneImportance(p: int) -> Any:  # noqa: N802 - reads as the class it builds
+    return _keep_one_importance()(p=p)
+
+
 def _conv_or_linear(module: Any) -> bool:
     return isinstance(module, (*CONV_TYPES, nn.Linear))
 
@@ -180,10 +200,11 @@ def prune_channels(
                                 f"no convolution or linear layer named {name!r}", sorted(roots))
     # Torch-Pruning skips a whole group as soon as one of its layers is ignored, so choosing
     # layers means ignoring the layers of every *other* group (groups never share a layer).
+    all_groups = list(graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]))
     members = [
         {it.dep.target.module for it in group
          if graph.is_out_channel_pruning_fn(it.dep.handler) and _conv_or_linear(it.dep.target.module)}
-        for group in graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear])
+        for group in all_groups
     ]
     ignored = set(outputs)
     if layers is not None:
@@ -201,15 +222,37 @@ def prune_channels(
             "no channel can be removed: every convolution / linear layer left is an output "
             "(class) layer or excluded (e.g. SGC's single layer maps features to classes)",
         )
+    # Torch-Pruning leaves a group untouched when its ratio would remove every channel (a
+    # 16-channel layer at 95 %), so each group's ratio is capped to keep one channel; in
+    # global ranking each group's most important channel is kept for the same reason.
+    module_names = {m: n for n, m in modules.items()}
+    ratios: dict[nn.Module, float] = {}
+    requested_ratios = dict(per_layer or {})
+    active_channels = []
+    for group, group_members in zip(all_groups, members, strict=True):
+        if group_members & ignored:
+            continue
+        active_channels.append(len(group[0].idxs))
+        named = sorted(module_names[m] for m in group_members)
+        requested = next((float(requested_ratios[n]) for n in named if n in requested_ratios), None)
+        if requested is None and scope == "global":
+            continue
+        channels = len(group[0].idxs)
+        cap = 1.0 - (1.0 + 1e-6) / channels if channels > 1 else 0.0
+        ratios[modules[named[0]]] = max(0.0, min(sparsity if requested is None else requested, cap))
+    default_ratio = sparsity
+    if scope == "global" and active_channels:
+        # The global threshold must leave one channel per group (those are made unprunable).
+        default_ratio = min(sparsity, 1.0 - len(active_channels) * (1.0 + 1e-6) / sum(active_channels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unwrapped nn.Parameter notices (see _dependency_graph)
         pruner = tp.pruner.BasePruner(
             model,
             example_inputs(data),
-            importance=tp.importance.GroupMagnitudeImportance(p=norm),
+            importance=_KeepOneImportance(p=norm),
             global_pruning=scope == "global",
-            pruning_ratio=sparsity,
-            pruning_ratio_dict={modules[n]: float(r) for n, r in (per_layer or {}).items()},
+            pruning_ratio=max(0.0, default_ratio),
+            pruning_ratio_dict=ratios,
             max_pruning_ratio=max_ratio,
             ignored_layers=list(ignored),
         )

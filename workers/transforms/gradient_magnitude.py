@@ -65,7 +65,12 @@ def gradient_scores(
         for w, flag in zip(weights, flags, strict=True):
             w.requires_grad_(flag)
         model.train(was_training)
-    return [(w.detach() * g).abs() for w, g in zip(weights, grads, strict=True)]
+    # Weights already zero (an earlier pruning step) rank strictly first: a live weight with a
+    # zero gradient also scores 0 and must not take their place in a gradual schedule.
+    return [
+        torch.where(w.detach() == 0, torch.full_like(g, -1.0), (w.detach() * g).abs())
+        for w, g in zip(weights, grads, strict=True)
+    ]
 
 
 @register_transform("gradient_magnitude", validate=validate)
@@ -88,7 +93,8 @@ def gradient_magnitude(
     ``L`` is the mean cross-entropy on ``samples`` training inputs drawn with ``seed`` (for a
     graph: the whole graph forward, loss on ``samples`` training nodes). The weights with the
     ``round(sparsity · n)`` smallest scores are zeroed per layer (``scope: layer``) or across
-    layers (``scope: global``), baked in place."""
+    layers (``scope: global``), baked in place; weights already zero go first, so increasing
+    levels (a gradual schedule) only grow the mask."""
     chosen = weight_layers(model, layers, exclude or ())
     scores = gradient_scores(
         model, data, [layer.weight for layer in chosen], samples=samples, batch_size=batch_size, seed=seed

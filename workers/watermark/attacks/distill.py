@@ -32,9 +32,7 @@ def distill(model: nn.Module, strength: float, params: DistillParams, ctx: Attac
             targets = torch.softmax(stolen / params.temperature, dim=1)
         else:
             targets = stolen.argmax(1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed * 1_000_003 + 41)
-        surrogate = ctx.build_fresh(ctx.num_classes)
+    surrogate = ctx.build_fresh(ctx.num_classes)  # seeded by the context
     train_epochs(
         surrogate, x, targets, epochs=int(strength), lr=params.lr, batch_size=params.batch_size,
         gen=ctx.generator(42), temperature=params.temperature,
