@@ -35,7 +35,7 @@ def campaign(trials: int, seed: int) -> dict[str, Any]:
         "name": "bench-spine",
         "seed": seed,
         "model": {"name": "resnet_small"},
-        "dataset": {"name": "digits", "split": "test", "size": 256},
+        "dataset": {"name": "digits", "split": "test"},
         "execution": {"shard_seconds": 1.5},
         "faults": {"fault_model": "bitflip", "target": "weight", "sampling": "uniform",
                    "trials": trials},
@@ -82,7 +82,7 @@ def run_service(store: str, num_cpus: int, spec: dict[str, Any], resubmit: bool)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1500)
+    parser.add_argument("--trials", type=int, default=8000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     os.environ.setdefault("FAULTLAB_HOME", str(Path.home() / ".cache" / "faultlab"))

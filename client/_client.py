@@ -327,13 +327,15 @@ class CampaignHandle:
         if progress:
             self._follow_with_progress(deadline)
         else:
+            pause = 0.02  # short campaigns (e.g. answered from the cache) return promptly
             while True:
                 status = self.status()
                 if status.state.is_terminal():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {self.id} still {status.state.value}")
-                time.sleep(0.25)
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.5)
         status = self.status()
         if raise_on_failure and status.state is CampaignState.FAILED:
             raise CampaignFailedError(self.id, status.error)

@@ -20,6 +20,7 @@ deterministic), DONE trials are skipped, and only missing trials are computed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -96,6 +97,9 @@ class Coordinator:
         self._remote: dict[str, Any] = {}
         self._report_cache: dict[tuple[str, int, str], Report] = {}
         self._meta_cache: dict[str, dict[str, Any]] = {}
+        self._plan_cache: collections.OrderedDict[
+            tuple[str, int], list[tuple[str, dict[str, Any]]]
+        ] = collections.OrderedDict()
         self._started = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -196,7 +200,9 @@ class Coordinator:
             raise NotFoundError(f"campaign {campaign_id!r} not found")
         return record
 
-    async def list(self, owner: str | None, limit: int, offset: int) -> list[CampaignRecord]:
+    async def list_campaigns(
+        self, owner: str | None, limit: int, offset: int
+    ) -> list[CampaignRecord]:
         return await asyncio.to_thread(self.store.list_campaigns, owner, limit, offset)
 
     async def cancel(self, owner: str | None, campaign_id: str) -> CampaignRecord:
@@ -218,6 +224,15 @@ class Coordinator:
         for ref in list(run.inflight):
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+
+    def _remember_plan(
+        self, key: tuple[str, int], pairs: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Keeps the first-round plans of the last few zoo campaigns: an identical resubmission
+        is planned (deterministically) to the same trials, so it need not plan again."""
+        self._plan_cache[key] = pairs
+        while len(self._plan_cache) > 8:
+            self._plan_cache.popitem(last=False)
 
     async def report(self, owner: str | None, campaign_id: str) -> Report:
         record = await self.get(owner, campaign_id)
@@ -294,6 +309,7 @@ class CampaignRunner:
         self.from_cache = 0
         self.per_trial_seconds: float | None = None
         self.context_box: list[Any] | None = None
+        self.resumed = False
 
     async def _store(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -343,26 +359,44 @@ class CampaignRunner:
         )
 
         round_index = 0
+        planned = 0
+        self.resumed = record.trials_done > 0
+        last_round = engine.max_rounds(spec)
         while not self.run_state.cancelled:
-            previous = await self._previous_records(round_index)
-            trials = await asyncio.to_thread(engine.plan, spec, meta, round_index, previous)
-            if not trials:
+            if last_round is not None and round_index >= last_round:
                 break
-            planned = await self._store(self.store.trials, self.id)
-            if len(planned) + len(trials) > spec.execution.max_trials:
+            previous = await self._previous_records(round_index)
+            cached_plan = (
+                self.co._plan_cache.get((meta_key, 0)) if meta_key and round_index == 0 else None
+            )
+            if cached_plan is not None:
+                pairs = cached_plan
+            else:
+                trials = await asyncio.to_thread(engine.plan, spec, meta, round_index, previous)
+                pairs = await asyncio.to_thread(keyed, spec.kind, engine.version, meta, trials)
+                if meta_key and round_index == 0:
+                    self.co._remember_plan((meta_key, 0), pairs)
+            if not pairs:
+                break
+            planned += len(pairs)
+            if planned > spec.execution.max_trials:
                 raise SpecError(
                     "execution.max_trials",
                     f"the plan has more than {spec.execution.max_trials} trials; raise the limit "
                     "or shrink the campaign",
                 )
-            pairs = keyed(spec.kind, engine.version, meta, trials)
             await self._store(self.store.add_trials, self.id, round_index, pairs)
             await self._run_round(spec, meta, pairs, options, max_inflight)
             round_index += 1
 
         if self.run_state.cancelled:
             return
-        failed = await self._store(self.store.trials, self.id, [TrialState.FAILED])
+        final = await self._store(self.store.get_campaign, self.id)
+        failed = (
+            await self._store(self.store.trials, self.id, [TrialState.FAILED])
+            if final is not None and final.trials_failed
+            else []
+        )
         await self._store(
             self.store.append_event, self.id,
             {"type": "log", "level": "info",
@@ -429,8 +463,10 @@ class CampaignRunner:
         options: dict[str, Any],
         max_inflight: int,
     ) -> None:
-        done_rows = await self._store(self.store.trials, self.id, [TrialState.DONE])
-        done = {r.key for r in done_rows}
+        done: set[str] = set()
+        if self.resumed:  # only a resumed campaign can already hold DONE trials of this round
+            done_rows = await self._store(self.store.trials, self.id, [TrialState.DONE])
+            done = {r.key for r in done_rows}
         todo = [(k, t) for k, t in pairs if k not in done]
         cached = await self._store(self.store.lookup_results, [k for k, _ in todo])
         if cached:

@@ -136,7 +136,7 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
     ) -> pb.ListCampaignsResponse:
         offset = _page(request.page_token, "page_token")
         size = _page_size(request.page_size, 50)
-        records = await self.co.list(self._tenant(context), size + 1, offset)
+        records = await self.co.list_campaigns(self._tenant(context), size + 1, offset)
         more = len(records) > size
         return pb.ListCampaignsResponse(
             campaigns=[campaign_message(r) for r in records[:size]],

@@ -57,6 +57,14 @@ class Engine(abc.ABC):
     def validate(self, spec: CampaignSpec) -> None:  # noqa: B027 - optional hook
         """Deep checks needing the model's structure; the default has none."""
 
+    def max_rounds(self, spec: CampaignSpec) -> int | None:
+        """How many planning rounds ``spec`` can have at most (None: decided by ``plan``).
+
+        One-shot plans return 1, which spares the coordinator loading every record only to
+        hear that there is no second round.
+        """
+        return None
+
     @abc.abstractmethod
     def prepare(self, spec: CampaignSpec) -> Prepared: ...
 

@@ -301,6 +301,10 @@ class FaultEngine(Engine):
         return out
 
     # -- plan -----------------------------------------------------------------------------
+    def max_rounds(self, spec: CampaignSpec) -> int | None:
+        params: FaultParams = spec.params  # type: ignore[assignment]
+        return None if params.sampling == "adaptive" else 1
+
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
              previous: list[TrialRecord]) -> list[dict[str, Any]]:
         params: FaultParams = spec.params  # type: ignore[assignment]
