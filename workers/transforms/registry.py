@@ -8,9 +8,6 @@ transformed model through ``model.transforms`` in its spec.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from faultlab.errors import SpecError
+from faultlab.workers.discovery import import_submodules
 
 TransformFn = Callable[..., nn.Module]
 
@@ -32,8 +30,6 @@ class TransformEntry:
 
 
 _TRANSFORMS: dict[str, TransformEntry] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
 
 
 def register_transform(
@@ -47,15 +43,7 @@ def register_transform(
 
 
 def transform_entries() -> dict[str, TransformEntry]:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        with _LOCK:
-            if not _DISCOVERED:
-                package = importlib.import_module("faultlab.workers.transforms")
-                for info in pkgutil.iter_modules(package.__path__):
-                    if info.name != "registry" and not info.name.startswith("_"):
-                        importlib.import_module(f"faultlab.workers.transforms.{info.name}")
-                _DISCOVERED = True
+    import_submodules("faultlab.workers.transforms")
     return dict(_TRANSFORMS)
 
 

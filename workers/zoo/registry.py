@@ -14,7 +14,6 @@ import hashlib
 import importlib
 import io
 import os
-import pkgutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from torch import nn
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.spec import DatasetSpec, ModelSpec
+from faultlab.workers.discovery import import_submodules
 
 
 def faultlab_home() -> Path:
@@ -111,7 +111,6 @@ class DatasetEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 _DATASETS: dict[str, DatasetEntry] = {}
-_DISCOVERED = False
 _LOCK = threading.Lock()
 
 
@@ -144,17 +143,7 @@ def register_dataset(
 
 
 def _discover() -> None:
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    with _LOCK:
-        if _DISCOVERED:
-            return
-        package = importlib.import_module("faultlab.workers.zoo")
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name not in {"registry"} and not info.name.startswith("_"):
-                importlib.import_module(f"faultlab.workers.zoo.{info.name}")
-        _DISCOVERED = True
+    import_submodules("faultlab.workers.zoo")
 
 
 def model_entries() -> dict[str, ModelEntry]:

@@ -9,9 +9,6 @@ caches the scores).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.spec import ModelSpec
+from faultlab.workers.discovery import import_submodules
 from faultlab.workers.sampling.params import OracleSettings
 from faultlab.workers.sampling.samplers.base import OracleScores
 from faultlab.workers.zoo import ImageData
@@ -111,8 +109,6 @@ class ScoringContext:
 OracleFn = Callable[[ScoringContext], OracleScores]
 
 _ORACLES: dict[str, OracleFn] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
 
 
 def register_oracle(name: str) -> Callable[[OracleFn], OracleFn]:
@@ -127,15 +123,7 @@ def register_oracle(name: str) -> Callable[[OracleFn], OracleFn]:
 
 def oracle_registry() -> dict[str, OracleFn]:
     """Every registered pseudo-oracle (discovers this package's modules on first use)."""
-    global _DISCOVERED
-    if not _DISCOVERED:
-        with _LOCK:
-            if not _DISCOVERED:
-                package = importlib.import_module("faultlab.workers.sampling.oracles")
-                for info in pkgutil.iter_modules(package.__path__):
-                    if info.name != "base" and not info.name.startswith("_"):
-                        importlib.import_module(f"{package.__name__}.{info.name}")
-                _DISCOVERED = True
+    import_submodules("faultlab.workers.sampling.oracles")
     return dict(_ORACLES)
 
 

@@ -14,9 +14,6 @@ with :func:`register_sampler` under the name of its file.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from faultlab.errors import SpecError
+from faultlab.workers.discovery import import_submodules
 from faultlab.workers.sampling.params import SamplerSpec
 
 
@@ -155,8 +153,6 @@ SamplerFn = Callable[
 ]
 
 _SAMPLERS: dict[str, SamplerFn] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
 
 
 def register_sampler(name: str) -> Callable[[SamplerFn], SamplerFn]:
@@ -171,15 +167,7 @@ def register_sampler(name: str) -> Callable[[SamplerFn], SamplerFn]:
 
 def sampler_registry() -> dict[str, SamplerFn]:
     """Every registered sampler (discovers the modules of this package on first use)."""
-    global _DISCOVERED
-    if not _DISCOVERED:
-        with _LOCK:
-            if not _DISCOVERED:
-                package = importlib.import_module("faultlab.workers.sampling.samplers")
-                for info in pkgutil.iter_modules(package.__path__):
-                    if info.name not in {"base"} and not info.name.startswith("_"):
-                        importlib.import_module(f"{package.__name__}.{info.name}")
-                _DISCOVERED = True
+    import_submodules("faultlab.workers.sampling.samplers")
     return dict(_SAMPLERS)
 
 

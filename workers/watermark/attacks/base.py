@@ -10,9 +10,6 @@ trigger queries alike). ``strength`` is in the attack's own units (``catalog.ATT
 from __future__ import annotations
 
 import copy
-import importlib
-import pkgutil
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -21,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faultlab.errors import SpecError
+from faultlab.workers.discovery import import_submodules
 from faultlab.workers.watermark.catalog import ATTACKS, CHAIN
 from faultlab.workers.watermark.embedding import Preprocess
 from faultlab.workers.watermark.params import AttackSpec
@@ -68,8 +66,6 @@ class AttackContext:
 AttackFn = Callable[..., Attacked]
 """``fn(model, strength, params, ctx) -> Attacked``; ``params`` is the attack's catalog model."""
 _ATTACKS: dict[str, AttackFn] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
 
 
 def register_attack(name: str) -> Callable[[AttackFn], AttackFn]:
@@ -83,15 +79,7 @@ def register_attack(name: str) -> Callable[[AttackFn], AttackFn]:
 
 
 def attack_entries() -> dict[str, AttackFn]:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        with _LOCK:
-            if not _DISCOVERED:
-                package = importlib.import_module("faultlab.workers.watermark.attacks")
-                for info in pkgutil.iter_modules(package.__path__):
-                    if info.name != "base" and not info.name.startswith("_"):
-                        importlib.import_module(f"faultlab.workers.watermark.attacks.{info.name}")
-                _DISCOVERED = True
+    import_submodules("faultlab.workers.watermark.attacks")
     return dict(_ATTACKS)
 
 

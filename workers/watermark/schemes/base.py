@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import abc
 import copy
-import importlib
 import json
-import pkgutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -26,6 +23,7 @@ from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.spec import StrictModel
+from faultlab.workers.discovery import import_submodules
 from faultlab.workers.watermark.catalog import SCHEME_PARAMS
 from faultlab.workers.watermark.embedding import (
     Preprocess,
@@ -190,8 +188,6 @@ class Scheme(abc.ABC):
 
 
 _SCHEMES: dict[str, Scheme] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
 
 
 def register_scheme(cls: type[Scheme]) -> type[Scheme]:
@@ -201,15 +197,7 @@ def register_scheme(cls: type[Scheme]) -> type[Scheme]:
 
 
 def scheme_entries() -> dict[str, Scheme]:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        with _LOCK:
-            if not _DISCOVERED:
-                package = importlib.import_module("faultlab.workers.watermark.schemes")
-                for info in pkgutil.iter_modules(package.__path__):
-                    if info.name != "base" and not info.name.startswith("_"):
-                        importlib.import_module(f"faultlab.workers.watermark.schemes.{info.name}")
-                _DISCOVERED = True
+    import_submodules("faultlab.workers.watermark.schemes")
     return dict(_SCHEMES)
 
 
