@@ -335,7 +335,7 @@ class CampaignHandle:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {self.id} still {status.state.value}")
                 time.sleep(pause)
-                pause = min(pause * 1.5, 0.5)
+                pause = min(pause * 1.25, 0.25)
         status = self.status()
         if raise_on_failure and status.state is CampaignState.FAILED:
             raise CampaignFailedError(self.id, status.error)
