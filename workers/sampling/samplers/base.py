@@ -23,6 +23,7 @@ import numpy as np
 from faultlab.errors import SpecError
 from faultlab.workers.discovery import import_submodules
 from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.workers.sampling.samplers._common import normal_interval
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,15 @@ class SampleResult:
     """How the interval was formed (e.g. ``wilson-fpc``, ``normal``, ``wilson-srs-assumed``)."""
     details: dict[str, float] = field(default_factory=dict)
     """Estimator internals worth reporting (PPI++'s λ, strata used, ...)."""
+
+    @classmethod
+    def normal(
+        cls, estimate: float, std_error: float, confidence: float, **design: Any
+    ) -> SampleResult:
+        """A result whose CI is the normal interval ``estimate ± z·std_error`` (clipped to
+        [0, 1]); ``design`` holds the remaining fields (sampled, probabilities, costs, ...)."""
+        low, high = normal_interval(estimate, std_error, confidence)
+        return cls(estimate=estimate, ci_low=low, ci_high=high, std_error=std_error, **design)
 
 
 SamplerFn = Callable[

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import cumulative_choice, normal_interval
+from faultlab.workers.sampling.samplers._common import cumulative_choice
 from faultlab.workers.sampling.samplers.base import (
     LabelOracle,
     OperationalPool,
@@ -106,12 +106,10 @@ def deepest_sampling(
     var_total = float(np.var(terms, ddof=1)) / budget if budget > 1 else math.inf
     estimate = 1.0 - total / size
     std_error = math.sqrt(var_total) / size
-    low, high = normal_interval(estimate, std_error, confidence)
-    return SampleResult(
-        estimate=estimate,
-        ci_low=low,
-        ci_high=high,
-        std_error=std_error,
+    return SampleResult.normal(
+        estimate,
+        std_error,
+        confidence,
         sampled=order,
         draw_probabilities=draw_probabilities,
         inclusion=None,

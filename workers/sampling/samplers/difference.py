@@ -35,7 +35,7 @@ import numpy as np
 from scipy import special
 
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import logistic_fit, logit, normal_interval
+from faultlab.workers.sampling.samplers._common import logistic_fit, logit
 from faultlab.workers.sampling.samplers.base import (
     LabelOracle,
     OperationalPool,
@@ -86,13 +86,11 @@ def difference_estimator(
             estimate += held.sum() / budget * float(model.mean() + residual[held].mean())
     variance = (1.0 - budget / size) * float(np.var(residual, ddof=1)) / budget if budget > 1 else math.inf
     std_error = math.sqrt(variance)
-    low, high = normal_interval(estimate, std_error, confidence)
     inclusion = np.full(size, budget / size)
-    return SampleResult(
-        estimate=estimate,
-        ci_low=low,
-        ci_high=high,
-        std_error=std_error,
+    return SampleResult.normal(
+        estimate,
+        std_error,
+        confidence,
         sampled=ids,
         draw_probabilities=inclusion[ids],
         inclusion=inclusion,

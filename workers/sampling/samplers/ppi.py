@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import normal_interval
 from faultlab.workers.sampling.samplers.base import (
     LabelOracle,
     OperationalPool,
@@ -68,13 +67,11 @@ def prediction_powered(
     else:
         variance = math.inf
     std_error = math.sqrt(variance)
-    low, high = normal_interval(estimate, std_error, confidence)
     inclusion = np.full(size, budget / size)
-    return SampleResult(
-        estimate=estimate,
-        ci_low=low,
-        ci_high=high,
-        std_error=std_error,
+    return SampleResult.normal(
+        estimate,
+        std_error,
+        confidence,
         sampled=ids,
         draw_probabilities=inclusion[ids],
         inclusion=inclusion,

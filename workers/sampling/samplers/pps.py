@@ -37,7 +37,6 @@ import math
 import numpy as np
 
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import normal_interval
 from faultlab.workers.sampling.samplers.base import (
     LabelOracle,
     OperationalPool,
@@ -136,12 +135,10 @@ def pps_sampling(
         method = "normal-horvitz-thompson"
     estimate = 1.0 - total / size
     std_error = math.sqrt(var_total) / size
-    low, high = normal_interval(estimate, std_error, confidence)
-    return SampleResult(
-        estimate=estimate,
-        ci_low=low,
-        ci_high=high,
-        std_error=std_error,
+    return SampleResult.normal(
+        estimate,
+        std_error,
+        confidence,
         sampled=sampled,
         draw_probabilities=draw_probabilities,
         inclusion=inclusion,
