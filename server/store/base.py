@@ -91,6 +91,12 @@ class StoredEvent:
     """``{"type": "state"|"progress"|"trial"|"log", ...}`` (see servicer for the fields)."""
 
 
+def leavable_states(expected: Collection[CampaignState]) -> list[str]:
+    """The states a ``transition`` may move away from: ``expected`` without terminal states,
+    so a terminal state is never left even when a caller lists one."""
+    return [s.value for s in map(CampaignState, expected) if not s.is_terminal()]
+
+
 class Store(abc.ABC):
     """Persistence for the coordinator. Methods are synchronous and thread-safe."""
 

@@ -51,6 +51,7 @@ from faultlab.server.store.base import (
     Store,
     StoredEvent,
     TrialRow,
+    leavable_states,
 )
 from faultlab.states import CampaignState, TrialState
 
@@ -388,8 +389,7 @@ class RedisStore(Store):
         error: str = "",
         message: str = "",
     ) -> bool:
-        # Terminal states are never left, even when a caller lists one as expected.
-        states = [s.value for s in map(CampaignState, expected) if not s.is_terminal()]
+        states = leavable_states(expected)
         if not states:
             return False
         now = time.time()

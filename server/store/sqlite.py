@@ -37,6 +37,7 @@ from faultlab.server.store.base import (
     Store,
     StoredEvent,
     TrialRow,
+    leavable_states,
 )
 from faultlab.states import ACTIVE_STATES, CampaignState, TrialState
 
@@ -271,8 +272,7 @@ class SqliteStore(Store):
         error: str = "",
         message: str = "",
     ) -> bool:
-        # Terminal states are never left, even when a caller lists one as expected.
-        states = [s.value for s in map(CampaignState, expected) if not s.is_terminal()]
+        states = leavable_states(expected)
         if not states:
             return False
         now = time.time()
