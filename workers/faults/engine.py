@@ -49,6 +49,7 @@ from faultlab.workers.zoo import (
     load_dataset,
     trained_model,
 )
+from faultlab.workers.zoo.training import forward_batches
 
 GRAPH_TARGETS = frozenset({"embedding", "message", "aggregation", "edge_index", "edge_weight"})
 
@@ -108,21 +109,6 @@ def _load(m: ModelSpec, d: DatasetSpec, mfield: str, dfield: str, trained: bool
     except SpecError as exc:
         raise _reraise(exc, mfield, "model") from None
     return model, data, model_digest
-
-
-def _forward_args(data: ImageData | GraphData, split: str, size: int | None
-                  ) -> tuple[list[tuple[Any, ...]], torch.Tensor | None, torch.Tensor]:
-    """Argument tuples of each forward, evaluated node ids (graphs) and labels."""
-    if isinstance(data, GraphData):
-        g = data.data
-        ids = data.split(split)
-        if size is not None:
-            ids = ids[:size]
-        return [(g.x, g.edge_index)], ids, g.y[ids]
-    x, y = data.split(split)
-    if size is not None:
-        x, y = x[:size], y[:size]
-    return [(x[i : i + CHUNK],) for i in range(0, len(x), CHUNK)], None, y
 
 
 def discover_sites(
@@ -189,7 +175,7 @@ class FaultEngine(Engine):
         for name, m, d, mfield, dfield in _pairs(spec):
             model, data, _ = _load(m, d, mfield, dfield, trained=False)
             _check_target(params, model, data.kind, name)
-            args, _, _ = _forward_args(data, "test", 2)
+            args, _, _ = forward_batches(data, "test", 2, CHUNK)
             for dtype in params.dtypes:
                 if dtype in ("fp16", "bf16"):
                     continue  # same structure and names as fp32
@@ -230,7 +216,7 @@ class FaultEngine(Engine):
         overhead: dict[str, Any] = {}
         for name, m, d, mfield, dfield in _pairs(spec):
             model, data, model_digest = _load(m, d, mfield, dfield, trained=True)
-            args, eval_ids, labels = _forward_args(data, d.split, d.size)
+            args, eval_ids, labels = forward_batches(data, d.split, d.size, CHUNK)
             wl = Workload(name, data.kind, {}, {}, eval_ids, labels)
             for dtype in params.dtypes:
                 wl.models[dtype] = convert(model, dtype)

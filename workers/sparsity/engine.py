@@ -36,6 +36,7 @@ from faultlab.workers.transforms import get_transform, validate_transforms
 from faultlab.workers.transforms._common import calibration_batch, weight_layers
 from faultlab.workers.transforms._training import finetune
 from faultlab.workers.zoo import Dataset, GraphData, build_model, load_dataset, trained_model
+from faultlab.workers.zoo.training import forward_batches
 
 EVAL_CHUNK = 1024
 
@@ -58,19 +59,6 @@ class SparsityContext:
     on a busy 2-core machine)."""
     faults: Any = None
     """The fault engine's context for composed fault trials (None without composition)."""
-
-
-def _eval_set(data: Dataset, split: str, size: int | None) -> tuple[list[tuple[Any, ...]], torch.Tensor | None, torch.Tensor]:
-    if isinstance(data, GraphData):
-        graph = data.data
-        ids = data.split(split)
-        if size is not None:
-            ids = ids[:size]
-        return [(graph.x, graph.edge_index)], ids, graph.y[ids]
-    x, y = data.split(split)
-    if size is not None:
-        x, y = x[:size], y[:size]
-    return [(x[i : i + EVAL_CHUNK],) for i in range(0, len(x), EVAL_CHUNK)], None, y
 
 
 def _latency_inputs(data: Dataset, batch: int) -> tuple[tuple[Any, ...], int]:
@@ -181,7 +169,7 @@ class SparsityEngine(Engine):
         data = load_dataset(spec.dataset)
         trained, model_digest = trained_model(spec.model, data)
         model = copy.deepcopy(trained).eval()
-        eval_inputs, eval_ids, labels = _eval_set(data, spec.dataset.split, spec.dataset.size)
+        eval_inputs, eval_ids, labels = forward_batches(data, spec.dataset.split, spec.dataset.size, EVAL_CHUNK)
         latency_inputs, latency_per = _latency_inputs(data, params.latency.batch)
         ctx = SparsityContext(
             params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per,

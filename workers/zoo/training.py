@@ -32,6 +32,26 @@ def predict_logits(
         return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def forward_batches(
+    data: Dataset, split: str, size: int | None, chunk: int
+) -> tuple[list[tuple[Any, ...]], torch.Tensor | None, torch.Tensor]:
+    """The positional arguments of each forward over a split, the evaluated node ids, labels.
+
+    Images: one ``(x,)`` per chunk of at most ``chunk`` inputs, ids None. Graphs: a single
+    ``(x, edge_index)`` over the whole graph, with the split's first ``size`` node ids.
+    """
+    if isinstance(data, GraphData):
+        graph = data.data
+        ids = data.split(split)
+        if size is not None:
+            ids = ids[:size]
+        return [(graph.x, graph.edge_index)], ids, graph.y[ids]
+    x, y = data.split(split)
+    if size is not None:
+        x, y = x[:size], y[:size]
+    return [(x[i : i + chunk],) for i in range(0, len(x), chunk)], None, y
+
+
 def labels(data: Dataset, ids: torch.Tensor | None = None, split: str = "test") -> torch.Tensor:
     if isinstance(data, GraphData):
         nodes = data.split(split) if ids is None else ids
