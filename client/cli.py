@@ -173,12 +173,12 @@ def cmd_results(args: argparse.Namespace) -> int:
             out.write_text(df.to_string(index=False))
         else:
             _console().print(render_table(df, title=f"{args.id}: {args.table or 'report'}"))
-    elif args.format == "csv":
-        text = df.to_csv(index=False)
-        out.write_text(text) if out else sys.stdout.write(text)
-    elif args.format == "json":
-        text = df.to_json(orient="records")
-        out.write_text(text) if out else print(text)
+    elif args.format in {"csv", "json"}:
+        text = df.to_csv(index=False) if args.format == "csv" else df.to_json(orient="records")
+        if out:
+            out.write_text(text)
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
     elif args.format == "parquet":
         if not out:
             raise FaultlabError("--format parquet needs -o FILE")

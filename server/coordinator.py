@@ -149,11 +149,11 @@ class Coordinator:
 
     # --- requests ------------------------------------------------------------------------
     async def submit(self, owner: str, spec_text: str, request_id: str = "") -> CampaignRecord:
-        """Validates (light, then deep) and enqueues a campaign; no Ray work on bad input."""
-        if request_id:
-            existing = await asyncio.to_thread(self._find_request, owner, request_id)
-            if existing is not None:
-                return existing
+        """Validates (light, then deep) and enqueues a campaign; no Ray work on bad input.
+
+        A repeated ``request_id`` returns the first campaign: the store's ``create_campaign``
+        is idempotent on (owner, request id).
+        """
         spec = parse_spec(load_spec_source(spec_text))
         if spec.execution.max_trials > self.config.max_trials:
             raise ResourceExhaustedError(
@@ -185,14 +185,6 @@ class Coordinator:
         if created:
             self._launch(stored.id)
         return stored
-
-    def _find_request(self, owner: str, request_id: str) -> CampaignRecord | None:
-        # The store enforces idempotency atomically in create_campaign; this early look-up only
-        # spares re-validating a spec that was already accepted.
-        for record in self.store.list_campaigns(owner, limit=200):
-            if record.request_id == request_id:
-                return record
-        return None
 
     async def get(self, owner: str | None, campaign_id: str) -> CampaignRecord:
         record = await asyncio.to_thread(self.store.get_campaign, campaign_id)
@@ -350,7 +342,7 @@ class CampaignRunner:
         meta_key = self._meta_key(spec, engine.version)
         meta = self.co._meta_cache.get(meta_key) if meta_key else None
         if meta is None:
-            meta = await self._prepare(record.spec_json, options)
+            meta = await self._prepare(spec, meta_key, options)
             if self.run_state.cancelled:
                 return
         await self._store(self.store.set_meta, self.id, canonical_json(meta))
@@ -422,21 +414,21 @@ class CampaignRunner:
             return None
         return f"{spec.kind}:{version}:{spec.spec_hash}"
 
-    async def _prepare(self, spec_json: str, options: dict[str, Any]) -> dict[str, Any]:
+    async def _prepare(
+        self, spec: CampaignSpec, meta_key: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         """Runs the engine's ``prepare`` as a Ray task; keeps the context ref for shards."""
         context_ref, meta_ref = self.co._remote["prepare"].options(
             num_returns=2, **options
-        ).remote(spec_json)
+        ).remote(spec.to_json())
         self.run_state.inflight.add(meta_ref)
         try:
             meta: dict[str, Any] = await meta_ref
         finally:
             self.run_state.inflight.discard(meta_ref)
         self.context_box = [context_ref]
-        spec = parse_spec(spec_json)
-        key = self._meta_key(spec, get_engine(spec.kind).version)
-        if key:
-            self.co._meta_cache[key] = meta
+        if meta_key:
+            self.co._meta_cache[meta_key] = meta
         return meta
 
     def _num_gpus(self, spec: CampaignSpec) -> float:
@@ -478,7 +470,7 @@ class CampaignRunner:
         if not queue:
             return
         if self.context_box is None:  # the plan came from reused metadata: prepare only now
-            fresh = await self._prepare(spec.to_json(), options)
+            fresh = await self._prepare(spec, None, options)
             if (fresh["model_digest"], fresh["dataset_digest"]) != (
                 meta["model_digest"], meta["dataset_digest"]
             ):

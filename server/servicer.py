@@ -152,7 +152,6 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
     ) -> AsyncIterator[pb.Event]:
         try:
             tenant = self._tenant(context)
-            await self.co.get(tenant, request.campaign_id)
             cursor = request.cursor
             while True:
                 record = await self.co.get(tenant, request.campaign_id)
