@@ -73,6 +73,21 @@ class FaultModel(abc.ABC):
         return 1
 
 
+class SingleBitModel(FaultModel):
+    """Base of the models that hit one bit per fault (flip, stuck-at-0, stuck-at-1): the bit is
+    the stratum's, or drawn uniformly from the campaign's bits; every bit is a distinct fault."""
+
+    per_bit = True
+
+    def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
+        if bit is None:
+            bit = int(ctx.bits[int(rng.integers(len(ctx.bits)))])
+        return {"bits": [int(bit)]}
+
+    def choices(self, ctx: DrawContext) -> int:
+        return len(ctx.bits)
+
+
 def mask(bits: list[int]) -> int:
     """Bit mask with the given positions set."""
     out = 0

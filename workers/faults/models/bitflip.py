@@ -9,32 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from faultlab.workers.faults.models.base import (
-    DrawContext,
     ElementFormat,
-    FaultModel,
+    SingleBitModel,
     mask,
     signed_mask,
 )
 
 
-class BitFlip(FaultModel):
+class BitFlip(SingleBitModel):
     name = "bitflip"
-    per_bit = True
-
-    def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
-        if bit is None:
-            bit = int(ctx.bits[int(rng.integers(len(ctx.bits)))])
-        return {"bits": [int(bit)]}
 
     def apply(self, pattern: int, fault: dict[str, Any], fmt: ElementFormat) -> int:
         return pattern ^ mask(fault["bits"])
-
-    def choices(self, ctx: DrawContext) -> int:
-        return len(ctx.bits)
 
     def apply_tensor(
         self, patterns: torch.Tensor, fault: dict[str, Any], fmt: ElementFormat
