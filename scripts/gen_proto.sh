@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates faultlab/v1/*_pb2*.py from proto/ (the wire contract).
+# Regenerates core/v1/*_pb2*.py (imported as faultlab.v1) from proto/ (the wire contract).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-.}
-python -m grpc_tools.protoc -Iproto --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" proto/faultlab/v1/faultlab.proto
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python -m grpc_tools.protoc -Iproto --python_out="$tmp" --pyi_out="$tmp" --grpc_python_out="$tmp" proto/faultlab/v1/faultlab.proto
+cp "$tmp"/faultlab/v1/faultlab_pb2.py "$tmp"/faultlab/v1/faultlab_pb2.pyi "$tmp"/faultlab/v1/faultlab_pb2_grpc.py core/v1/

@@ -39,7 +39,7 @@ from faultlab.errors import (
 )
 from faultlab.hashing import canonical_json
 from faultlab.report import Report
-from faultlab.server import tasks
+from faultlab.workers import tasks
 from faultlab.server.store import CampaignRecord, ResultItem, Store
 from faultlab.spec import CampaignSpec, load_spec_source, parse_spec
 from faultlab.states import ACTIVE_STATES, CampaignState, TrialState

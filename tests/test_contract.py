@@ -20,8 +20,8 @@ def test_generated_protobuf_matches_proto(tmp_path: Path) -> None:
     )
     for name in ("faultlab_pb2.py", "faultlab_pb2.pyi", "faultlab_pb2_grpc.py"):
         fresh = (tmp_path / "faultlab/v1" / name).read_text()
-        committed = (ROOT / "faultlab/v1" / name).read_text()
-        assert fresh == committed, f"faultlab/v1/{name} is stale: run `make proto`"
+        committed = (ROOT / "core/v1" / name).read_text()
+        assert fresh == committed, f"core/v1/{name} is stale: run `make proto`"
 
 
 def test_public_surface() -> None:

@@ -1,33 +1,21 @@
-"""What runs inside Ray tasks: the four engines and the model/data zoo.
+"""What runs inside Ray tasks: the engines, the model/data zoo and the task functions.
 
-This ``__init__`` stays free of torch so the coordinator can look engines up cheaply.
+This ``__init__`` stays free of torch so the coordinator can look engines up cheaply; which
+kinds exist, and where their engines live, is :mod:`faultlab.kinds`'s to say.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from faultlab.workers.engine import Engine
 
-#: Campaign kind -> engine class (import path).
-ENGINES: dict[str, str] = {
-    "faults": "faultlab.workers.faults.engine:FaultEngine",
-    "sparsity": "faultlab.workers.sparsity.engine:SparsityEngine",
-    "watermark": "faultlab.workers.watermark.engine:WatermarkEngine",
-    "sampling": "faultlab.workers.sampling.engine:SamplingEngine",
-}
-
 
 @functools.cache
-def get_engine(kind: str) -> Engine:
+def get_engine(kind: str) -> Engine[Any]:
     """The (stateless) engine instance for a campaign kind."""
-    from faultlab.errors import SpecError
+    from faultlab.kinds import engine_class
 
-    if kind not in ENGINES:
-        raise SpecError("kind", f"unknown campaign kind {kind!r}", sorted(ENGINES))
-    module, _, attr = ENGINES[kind].partition(":")
-    engine: Engine = getattr(importlib.import_module(module), attr)()
-    return engine
+    return engine_class(kind)()

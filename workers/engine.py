@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec
+
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Prepared:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Engine(abc.ABC):
+class Engine(abc.ABC, Generic[P]):
     """Base class of the four engines (faults, sparsity, watermark, sampling)."""
 
     kind: ClassVar[str]

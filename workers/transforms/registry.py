@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from faultlab.errors import SpecError
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 
 TransformFn = Callable[..., nn.Module]
 

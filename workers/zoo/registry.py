@@ -26,7 +26,7 @@ from torch import nn
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.spec import DatasetSpec, ModelSpec
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 
 
 def faultlab_home() -> Path:

@@ -19,7 +19,7 @@ from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.spec import ModelSpec
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 from faultlab.workers.sampling.params import OracleSettings
 from faultlab.workers.sampling.samplers.base import OracleScores
 from faultlab.workers.zoo import ImageData

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from faultlab.errors import SpecError
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 from faultlab.workers.sampling.params import SamplerSpec
 from faultlab.workers.sampling.samplers._common import normal_interval
 

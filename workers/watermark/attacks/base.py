@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faultlab.errors import SpecError
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 from faultlab.workers.watermark.catalog import ATTACKS, CHAIN
 from faultlab.workers.watermark.embedding import Preprocess
 from faultlab.workers.watermark.params import AttackSpec

@@ -23,7 +23,7 @@ from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.spec import StrictModel
-from faultlab.workers.discovery import import_submodules
+from faultlab.registry import import_submodules
 from faultlab.workers.watermark.catalog import SCHEME_PARAMS
 from faultlab.workers.watermark.embedding import (
     Preprocess,

@@ -13,7 +13,6 @@ and, where there is a closed set, the allowed values.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -23,15 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
-
-#: Campaign kinds and the pydantic model of each kind's section (import path, no torch).
-ENGINE_PARAMS: dict[str, str] = {
-    "faults": "faultlab.workers.faults.params:FaultParams",
-    "sparsity": "faultlab.workers.sparsity.params:SparsityParams",
-    "watermark": "faultlab.workers.watermark.params:WatermarkParams",
-    "sampling": "faultlab.workers.sampling.params:SamplingParams",
-}
-
+from faultlab.kinds import KINDS, kind_names, params_model
 
 class StrictModel(BaseModel):
     """Base of every spec model: frozen, unknown fields rejected."""
@@ -137,15 +128,6 @@ class CampaignSpec(StrictModel):
         return parse_spec(data)
 
 
-def params_model(kind: str) -> type[BaseModel]:
-    """The pydantic model of a kind's section."""
-    if kind not in ENGINE_PARAMS:
-        raise SpecError("kind", f"unknown campaign kind {kind!r}", sorted(ENGINE_PARAMS))
-    module, _, attr = ENGINE_PARAMS[kind].partition(":")
-    model: type[BaseModel] = getattr(importlib.import_module(module), attr)
-    return model
-
-
 def _first_error(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> SpecError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
@@ -201,14 +183,14 @@ def parse_spec(source: str | Path | dict[str, Any] | CampaignSpec) -> CampaignSp
     data = load_spec_source(source)
     kind = data.get("kind")
     if not isinstance(kind, str):
-        raise SpecError("kind", "is required", sorted(ENGINE_PARAMS))
+        raise SpecError("kind", "is required", kind_names())
     model = params_model(kind)
     section = data.pop(kind, None)
     if section is None:
         section = {}
     if not isinstance(section, dict):
         raise SpecError(kind, f"must be a mapping, got {type(section).__name__}")
-    other = sorted(set(data) & (set(ENGINE_PARAMS) - {kind}))
+    other = sorted(set(data) & (set(KINDS) - {kind}))
     if other:
         raise SpecError(other[0], f"section does not belong to a {kind!r} campaign")
     try:

@@ -7,7 +7,6 @@ plots on the client.
 from __future__ import annotations
 
 import html
-import importlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -88,7 +87,7 @@ class Report:
         return "<html><body>" + "\n".join(parts) + "</body></html>"
 
     def save_plots(self, directory: str | Path) -> list[Path]:
-        """Writes the kind's PNG plots (``faultlab.workers.<kind>.plots.plot``) into ``directory``."""
+        """Writes the kind's PNG plots (the ``plots`` entry of :mod:`faultlab.kinds`) into ``directory``."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -96,12 +95,10 @@ class Report:
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        try:
-            module = importlib.import_module(f"faultlab.workers.{self.kind}.plots")
-        except ModuleNotFoundError:
-            return []
+        from faultlab.kinds import plots_function
+
         paths = []
-        for name, fig in module.plot(self).items():
+        for name, fig in plots_function(self.kind)(self).items():
             path = out / f"{name}.png"
             fig.savefig(path, dpi=120, bbox_inches="tight")
             plt.close(fig)
