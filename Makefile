@@ -1,7 +1,7 @@
 # The two Quickstart commands: `make demo` and `make test`. Both set up .venv first.
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint proto bench clean
+.PHONY: setup demo test lint wheel-check proto bench clean
 
 setup:
 	@scripts/setup.sh
@@ -15,7 +15,11 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/mypy faultlab server workers client
+	.venv/bin/mypy -p faultlab
+
+# The wheel, installed into a fresh venv outside the checkout (as CI does).
+wheel-check:
+	@scripts/wheel-check.sh
 
 proto: setup
 	PATH=.venv/bin:$$PATH scripts/gen_proto.sh

@@ -35,7 +35,7 @@ from torch import nn
 from faultlab.spec import DatasetSpec, ModelSpec
 from faultlab.workers.faults.batched import BatchedRunner
 from faultlab.workers.faults.inject import Injector
-from faultlab.workers.faults.models import get_fault_model
+from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.sites import eligible_by_default, parameter_sites
 from faultlab.workers.faults.suffix import SuffixRunner
 from faultlab.workers.zoo import load_dataset, trained_model
@@ -91,7 +91,7 @@ def main() -> None:
     for _ in range(n_trials):
         s = sites[int(rng.integers(len(sites)))]
         trials.append((s.name, int(rng.integers(s.numel)), int(rng.integers(32))))
-    bitflip = get_fault_model("bitflip")
+    bitflip = FAULT_MODELS.get("bitflip").impl()
     print(f"{args.model} on {device} ({torch.cuda.get_device_name() if gpu else 'cpu'}): "
           f"{len(sites)} layers, {len(x)} inputs; {n_trials} batched trials, {n_pfi} PyTorchFI "
           f"trials, {batch} faults per forward", file=sys.stderr)

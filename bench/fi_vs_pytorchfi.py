@@ -42,7 +42,7 @@ from torch import nn
 from faultlab.spec import parse_spec
 from faultlab.stats import two_sided_z
 from faultlab.workers.faults.engine import FaultEngine
-from faultlab.workers.faults.models import get_fault_model
+from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.planning import trials_for_margin
 from faultlab.workers.local import run_local
 
@@ -139,7 +139,7 @@ def main() -> None:
         outs, seconds = run_pytorchfi(model, x, sites, trials[c : c + 10])
         pfi_outs += outs
         pfi_seconds += seconds
-    bitflip = get_fault_model("bitflip")
+    bitflip = FAULT_MODELS.get("bitflip").impl()
     ours = [wl.faulty_output("fp32", "none", t["faults"], bitflip) for t in flt]
     identical = all(same(a, b) for a, b in zip(ours, pfi_outs, strict=True))
     bit_identical = all(torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))

@@ -2,8 +2,8 @@
 structured pruning, and dense vs pruned fault resilience on the identical fault plan.
 
 Run: ``python bench/sparsity.py [masks] [scaling] [speedup] [compose]`` (default: all; 2 cores,
-CPU; a scaling figure is only meaningful on an otherwise idle machine). Progress goes to stderr; the LAST line of
-stdout is one JSON object:
+CPU; a scaling figure is only meaningful on an otherwise idle machine). Progress goes to stderr;
+the LAST line of stdout is one JSON object:
 
 * ``masks_match_torch_prune`` — layer-wise and global magnitude masks equal
   ``torch.nn.utils.prune.l1_unstructured`` / ``global_unstructured`` on digits_cnn,
@@ -13,8 +13,9 @@ stdout is one JSON object:
   next to ``control_two_process_scaling``, the same ratio for two plain Python processes — what
   the machine itself allows at that moment (≈ 2 when idle, ≈ 1 when other jobs hold a core);
 * ``realized_speedup`` — measured CPU speedup (dense latency ÷ slimmed latency, batch 256,
-  one thread, fastest of 40 interleaved forwards; 2 epochs of fine-tuning for the accuracy) of the best structured setting (L1/L2 × layer/global) at 50 % of channels on
-  resnet_small, next to its masked twin's and the theoretical (MAC) speedup;
+  one thread, fastest of 40 interleaved forwards; 2 epochs of fine-tuning for the accuracy) of
+  the best structured setting (L1/L2 × layer/global) at 50 % of channels on resnet_small, next
+  to its masked twin's and the theoretical (MAC) speedup;
 * ``dense_vs_pruned_sdc_ratio`` — SDC rate of the dense digits_cnn ÷ that of its 50 %
   magnitude-pruned twin, same 1,000 uniformly drawn single bit flips in the weights.
 
@@ -43,18 +44,21 @@ def masks_match() -> bool:
     from torch.nn.utils import prune
 
     from faultlab.spec import DatasetSpec, ModelSpec
-    from faultlab.workers.transforms import get_transform
+    from faultlab.workers.transforms import run_transform
     from faultlab.workers.transforms._common import weight_layers
     from faultlab.workers.zoo import build_model, load_dataset
 
     ok = True
-    cases = [("digits_cnn", "digits"), ("resnet_small", "digits"), ("gcn", "sbm"), ("sage", "sbm"), ("gin", "sbm")]
+    cases = [
+        ("digits_cnn", "digits"), ("resnet_small", "digits"),
+        ("gcn", "sbm"), ("sage", "sbm"), ("gin", "sbm"),
+    ]
     for model_name, dataset in cases:
         data = load_dataset(DatasetSpec.model_validate({"name": dataset}))
         torch.manual_seed(1)
         model = build_model(ModelSpec.model_validate({"name": model_name}), data).eval()
         for sparsity in (0.2, 0.5, 0.8, 0.95):
-            mine = get_transform("magnitude").fn(copy.deepcopy(model), data, sparsity=sparsity)
+            mine = run_transform("magnitude", copy.deepcopy(model), data, {"sparsity": sparsity})
             ref = copy.deepcopy(model)
             for layer in weight_layers(ref):
                 prune.l1_unstructured(layer.module, "weight", amount=sparsity)
@@ -62,10 +66,14 @@ def masks_match() -> bool:
                 torch.equal(a.weight != 0, b.module.weight_mask.bool())
                 for a, b in zip(weight_layers(mine), weight_layers(ref), strict=True)
             )
-            mine = get_transform("global_magnitude").fn(copy.deepcopy(model), data, sparsity=sparsity)
+            mine = run_transform(
+                "global_magnitude", copy.deepcopy(model), data, {"sparsity": sparsity}
+            )
             ref = copy.deepcopy(model)
             layers = weight_layers(ref)
-            prune.global_unstructured([(x.module, "weight") for x in layers], prune.L1Unstructured, amount=sparsity)
+            prune.global_unstructured(
+                [(x.module, "weight") for x in layers], prune.L1Unstructured, amount=sparsity
+            )
             ok &= all(
                 torch.equal(a.weight != 0, b.module.weight_mask.bool())
                 for a, b in zip(weight_layers(mine), layers, strict=True)
@@ -108,7 +116,9 @@ def scaling() -> dict[str, Any]:
     spec = parse_spec({
         "kind": "sparsity", "model": {"name": "resnet_small"}, "dataset": {"name": "digits"},
         "sparsity": {"methods": ["magnitude"], "sensitivity": {
-            "levels": [round(0.05 * i, 2) for i in range(1, 20)] + [0.97], "allocation_levels": []}},
+            "levels": [round(0.05 * i, 2) for i in range(1, 20)] + [0.97],
+            "allocation_levels": [],
+        }},
     })
     engine = get_engine("sparsity")
     prepared = engine.prepare(spec)
@@ -145,7 +155,8 @@ def scaling() -> dict[str, Any]:
         two = [throughput(2) for _ in range(2)]
     finally:
         ray.shutdown()
-    result = {"trials": len(trials), "one_worker_trials_per_s": max(one), "two_worker_trials_per_s": max(two),
+    result = {"trials": len(trials), "one_worker_trials_per_s": max(one),
+              "two_worker_trials_per_s": max(two),
               "control_two_process_scaling": control_scaling()}
     result["ratio"] = result["two_worker_trials_per_s"] / result["one_worker_trials_per_s"]
     log(f"scaling: {result}")
@@ -174,7 +185,8 @@ def structured_speedup() -> dict[str, Any]:
         "masked_speedup": float(best["masked_speedup"]),
         "theoretical_speedup": float(best["theoretical_speedup"]),
         "achieved_sparsity": float(best["achieved_sparsity"]),
-        "accuracy": float(best["accuracy"]), "dense_accuracy": float(report.summary["dense_accuracy"]),
+        "accuracy": float(best["accuracy"]),
+        "dense_accuracy": float(report.summary["dense_accuracy"]),
         "int8_static_speedup": float(int8.loc["int8_static", "realized_speedup"]),
         "int8_dynamic_speedup": float(int8.loc["int8_dynamic", "realized_speedup"]),
     }
@@ -191,8 +203,11 @@ def composed() -> dict[str, Any]:
             "methods": ["magnitude"], "levels": {"values": [0.5]}, "seeds": 1,
             "latency": {"repeats": 3},
             "compose": {
-                "chains": [{"name": "magnitude50", "transforms": [{"name": "magnitude", "params": {"sparsity": 0.5}}]}],
-                "faults": {"fault_model": "bitflip", "target": "weight", "sampling": "uniform", "trials": 1000},
+                "chains": [{"name": "magnitude50", "transforms": [
+                    {"name": "magnitude", "params": {"sparsity": 0.5}},
+                ]}],
+                "faults": {"fault_model": "bitflip", "target": "weight", "sampling": "uniform",
+                           "trials": 1000},
             },
         },
     })
@@ -200,8 +215,10 @@ def composed() -> dict[str, Any]:
     result = {
         "dense_sdc_rate": float(comp.loc["dense", "sdc_rate"]),
         "pruned_sdc_rate": float(comp.loc["magnitude50", "sdc_rate"]),
-        "pruned_sdc_ci": [float(comp.loc["magnitude50", "sdc_ci_low"]), float(comp.loc["magnitude50", "sdc_ci_high"])],
-        "dense_sdc_ci": [float(comp.loc["dense", "sdc_ci_low"]), float(comp.loc["dense", "sdc_ci_high"])],
+        "pruned_sdc_ci": [float(comp.loc["magnitude50", "sdc_ci_low"]),
+                          float(comp.loc["magnitude50", "sdc_ci_high"])],
+        "dense_sdc_ci": [float(comp.loc["dense", "sdc_ci_low"]),
+                         float(comp.loc["dense", "sdc_ci_high"])],
         "ratio": float(comp.loc["magnitude50", "dense_vs_variant_sdc_ratio"]),
         "mcnemar_p": float(comp.loc["magnitude50", "mcnemar_p"]),
         "dense_critical_sdc_rate": float(comp.loc["dense", "critical_sdc_rate"]),
@@ -230,7 +247,9 @@ def main(sections: list[str]) -> None:
     if "speedup" in chosen:
         speed = structured_speedup()
         out["realized_speedup"] = round(speed["realized_speedup"], 3)
-        out["realized_speedup_detail"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in speed.items()}
+        out["realized_speedup_detail"] = {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in speed.items()
+        }
     if "compose" in chosen:
         try:
             comp = composed()

@@ -55,7 +55,9 @@ def run_loop(spec: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
-def run_service(store: str, num_cpus: int, spec: dict[str, Any], resubmit: bool) -> tuple[float, float | None]:
+def run_service(
+    store: str, num_cpus: int, spec: dict[str, Any], resubmit: bool
+) -> tuple[float, float | None]:
     from faultlab import Client
     from tests.service.cluster import ServeProcess
 

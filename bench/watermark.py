@@ -69,7 +69,8 @@ SHAPES = {
         "trigger_size": 100,
         "sensitivity": {"probe_size": 64, "repeats": 1},
         "verification": {"null_models": 2},
-        "attacks": [{"name": "jpeg", "strengths": [70, 30]}, {"name": "lowpass", "strengths": [0.5]},
+        "attacks": [{"name": "jpeg", "strengths": [70, 30]},
+                    {"name": "lowpass", "strengths": [0.5]},
                     {"name": "bandstop", "strengths": [0.2]}],
     },
 }
@@ -83,7 +84,8 @@ REUSE = {
         "schemes": [{"name": "frequency"}],
         "seeds": 1,
         "verification": {"null_models": 0},
-        "attacks": [{"name": "jpeg"}, {"name": "gaussian_noise"}, {"name": "prune"}, {"name": "weight_quantization"}],
+        "attacks": [{"name": "jpeg"}, {"name": "gaussian_noise"}, {"name": "prune"},
+                    {"name": "weight_quantization"}],
     },
 }
 
@@ -94,7 +96,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def residual_watermark(robustness: pd.DataFrame, budget: float) -> dict[str, dict[str, float | None]]:
+def show(table: pd.DataFrame, columns: list[str] | None = None) -> None:
+    """Prints a report table (or some of its columns) to stderr."""
+    print((table if columns is None else table[columns]).to_string(index=False), file=sys.stderr)
+
+
+def residual_watermark(
+    robustness: pd.DataFrame, budget: float
+) -> dict[str, dict[str, float | None]]:
     """Per scheme and attack: mean watermark accuracy at the strongest swept strength whose
     test-accuracy drop stays under the budget (how much of the watermark an in-budget attacker
     leaves), or None when no strength stays in budget."""
@@ -115,13 +124,15 @@ def main() -> None:
         os.environ["FAULTLAB_HOME"] = home
         report, _ = run_local(MAIN)
         main_seconds = time.perf_counter() - started
-        print(report.table("embeddings").to_string(index=False), file=sys.stderr)
-        print(report.table("calibration").to_string(index=False), file=sys.stderr)
-        print(report.table("robustness")[["scheme", "attack", "strength", "wm_acc", "test_acc", "test_acc_drop", "verified_rate", "p_value_max"]].to_string(index=False), file=sys.stderr)
-        print(report.table("break_points")[["scheme", "attack", "break_strength", "seed_break_strengths"]].to_string(index=False), file=sys.stderr)
+        show(report.table("embeddings"))
+        show(report.table("calibration"))
+        show(report.table("robustness"), ["scheme", "attack", "strength", "wm_acc", "test_acc",
+                                          "test_acc_drop", "verified_rate", "p_value_max"])
+        show(report.table("break_points"),
+             ["scheme", "attack", "break_strength", "seed_break_strengths"])
         shapes, _ = run_local(SHAPES)
-        print(shapes.table("embeddings").to_string(index=False), file=sys.stderr)
-        print(shapes.table("cells")[["attack", "strength", "wm_acc", "test_acc", "p_value"]].to_string(index=False), file=sys.stderr)
+        show(shapes.table("embeddings"))
+        show(shapes.table("cells"), ["attack", "strength", "wm_acc", "test_acc", "p_value"])
         with tempfile.TemporaryDirectory(prefix="faultlab-bench-wm-reuse-") as reuse_home:
             from faultlab.workers.watermark import cache
 
@@ -132,6 +143,7 @@ def main() -> None:
         os.environ["FAULTLAB_HOME"] = home
     summary = report.summary
     freq, adi = summary["schemes"]["frequency"], summary["schemes"]["adi"]
+    shapes_freq = shapes.summary["schemes"]["frequency"]
     embeddings = report.table("embeddings")
     result = {
         "dataset": "digits",
@@ -139,7 +151,8 @@ def main() -> None:
         "seeds": 3,
         "trigger_size": 100,
         "clean_acc_drop": round(freq["clean_acc_drop"]["mean"], 3),
-        "clean_acc_drop_ci": [round(freq["clean_acc_drop"]["ci_low"], 3), round(freq["clean_acc_drop"]["ci_high"], 3)],
+        "clean_acc_drop_ci": [round(freq["clean_acc_drop"]["ci_low"], 3),
+                              round(freq["clean_acc_drop"]["ci_high"], 3)],
         "trigger_acc": round(freq["trigger_acc"]["mean"], 4),
         "p_value": freq["p_value_max"],
         "psnr_db": round(freq["psnr"]["mean"], 2),
@@ -151,7 +164,8 @@ def main() -> None:
         "false_claim_tests": int(summary["false_claim_rate"]["n"]),
         "null_models": summary["null_models"],
         "alpha": summary["alpha"],
-        "embed_reuse": bool(reuse.summary["embed_reuse"]) and reuse.summary["embeddings_computed"] == 1,
+        "embed_reuse": (bool(reuse.summary["embed_reuse"])
+                        and reuse.summary["embeddings_computed"] == 1),
         "embed_reuse_cells": reuse.summary["attack_cells"],
         "embeddings_computed": reuse.summary["embeddings_computed"],
         "embed_log_lines": sum(json.loads(line)["kind"] == "embedding" for line in log_lines),
@@ -165,11 +179,11 @@ def main() -> None:
         "base_test_acc": round(float(embeddings["base_test_acc"].mean()), 4),
         "shapes32": {
             "base_test_acc": round(float(shapes.table("embeddings")["base_test_acc"].mean()), 4),
-            "clean_acc_drop": round(shapes.summary["schemes"]["frequency"]["clean_acc_drop"]["mean"], 3),
-            "trigger_acc": round(shapes.summary["schemes"]["frequency"]["trigger_acc"]["mean"], 4),
-            "p_value": shapes.summary["schemes"]["frequency"]["p_value_max"],
-            "psnr_db": round(shapes.summary["schemes"]["frequency"]["psnr"]["mean"], 2),
-            "ssim": round(shapes.summary["schemes"]["frequency"]["ssim"]["mean"], 4),
+            "clean_acc_drop": round(shapes_freq["clean_acc_drop"]["mean"], 3),
+            "trigger_acc": round(shapes_freq["trigger_acc"]["mean"], 4),
+            "p_value": shapes_freq["p_value_max"],
+            "psnr_db": round(shapes_freq["psnr"]["mean"], 2),
+            "ssim": round(shapes_freq["ssim"]["mean"], 4),
             "false_claims": shapes.summary["false_claims"],
         },
         "main_seconds": round(main_seconds, 1),

@@ -10,32 +10,36 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-import pandas as pd
 
+from faultlab.client._artifacts import attach_objects, bytes_digest, file_digest, localize_spec
+from faultlab.client._errors import translate
+from faultlab.client._models import CampaignStatus, Event, ReplayResult, Results
 from faultlab.errors import (
     CampaignCancelledError,
     CampaignFailedError,
-    FaultlabError,
+    NotFoundError,
     UnavailableError,
-    error_from_status,
 )
+from faultlab.paths import embedded_store_path
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec, parse_spec
+from faultlab.spec_text import load_spec_text, read_spec_file
 from faultlab.states import CampaignState
 from faultlab.v1 import faultlab_pb2 as pb
 from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
+
+UPLOAD_CHUNK = 1 << 20
+"""Bytes per upload message (the coordinator accepts at most 1 MiB per message)."""
 
 _EMBEDDED: dict[str, Any] = {}
 _EMBEDDED_LOCK = threading.Lock()
@@ -43,128 +47,34 @@ _EMBEDDED_LOCK = threading.Lock()
 
 def default_store_url() -> str:
     """The embedded store: ``sqlite:///$FAULTLAB_HOME/faultlab.db``."""
-    home = Path(os.environ.get("FAULTLAB_HOME", Path.home() / ".cache" / "faultlab"))
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite://{home / 'faultlab.db'}"
+    return f"sqlite://{embedded_store_path()}"
 
 
 def _embedded(store_url: str, num_cpus: int | None) -> str:
     with _EMBEDDED_LOCK:
         if store_url not in _EMBEDDED:
             from faultlab.server.app import EmbeddedServer
+            from faultlab.server.config import CoordinatorConfig
 
-            server = EmbeddedServer(store_url, num_cpus=num_cpus)
+            # In-process: the user's own code is already running here, so any factory may be.
+            config = CoordinatorConfig(num_cpus=num_cpus, allow_factory=("*",))
+            server = EmbeddedServer(store_url, config=config)
             _EMBEDDED[store_url] = server
             atexit.register(server.stop)
         return str(_EMBEDDED[store_url].address)
 
 
-@dataclass(frozen=True)
-class CampaignStatus:
-    """A campaign's state and progress as the coordinator reports it."""
-
-    id: str
-    name: str
-    kind: str
-    state: CampaignState
-    owner: str
-    spec_hash: str
-    seed: int
-    code_version: str
-    trials_total: int
-    trials_done: int
-    trials_cached: int
-    trials_failed: int
-    created_at: float
-    updated_at: float
-    error: str
-    spec: dict[str, Any] = field(repr=False, default_factory=dict)
-
-    @property
-    def progress(self) -> float:
-        return self.trials_done / self.trials_total if self.trials_total else 0.0
-
-    @classmethod
-    def from_message(cls, msg: pb.Campaign) -> CampaignStatus:
-        return cls(
-            id=msg.id, name=msg.name, kind=msg.kind,
-            state=CampaignState(pb.CampaignState.Name(msg.state)), owner=msg.owner,
-            spec_hash=msg.spec_hash, seed=msg.seed, code_version=msg.code_version,
-            trials_total=msg.trials_total, trials_done=msg.trials_done,
-            trials_cached=msg.trials_cached, trials_failed=msg.trials_failed,
-            created_at=msg.created_at, updated_at=msg.updated_at, error=msg.error,
-            spec=json.loads(msg.spec_json) if msg.spec_json else {},
-        )
-
-
-@dataclass(frozen=True)
-class Event:
-    """One entry of a campaign's event log. ``type`` is state, progress, trial or log."""
-
-    cursor: str
-    campaign_id: str
-    time: float
-    type: str
-    data: dict[str, Any]
-
-    @classmethod
-    def from_message(cls, msg: pb.Event) -> Event:
-        body = msg.WhichOneof("body") or "log"
-        data: dict[str, Any]
-        if body == "state":
-            data = {"state": pb.CampaignState.Name(msg.state.state), "message": msg.state.message}
-        elif body == "progress":
-            p = msg.progress
-            data = {"done": p.done, "total": p.total, "cached": p.cached, "failed": p.failed}
-        elif body == "trial":
-            t = msg.trial
-            data = {"key": t.key, "trial": json.loads(t.trial_json),
-                    "result": json.loads(t.result_json), "cached": t.cached}
-        else:
-            data = {"level": msg.log.level, "message": msg.log.message}
-        return cls(msg.cursor, msg.campaign_id, msg.time, body, data)
-
-
-@dataclass(frozen=True)
-class Results:
-    """Finished trial records of a campaign, in plan order."""
-
-    campaign_id: str
-    records: list[dict[str, Any]]
-
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per trial: ``key``, ``attempts``, then ``trial.*`` and ``result.*`` columns."""
-        rows = [
-            {"key": r["key"], "attempts": r["attempts"],
-             **{f"trial.{k}": v for k, v in _flat(r["trial"]).items()},
-             **{f"result.{k}": v for k, v in _flat(r["result"]).items()}}
-            for r in self.records
-        ]
-        return pd.DataFrame(rows)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{name}."))
-        elif isinstance(v, list):
-            out[name] = json.dumps(v)
-        else:
-            out[name] = v
-    return out
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    trial: dict[str, Any]
-    stored: dict[str, Any]
-    replayed: dict[str, Any]
-    identical: bool
+def _spec_data(spec: CampaignSpec | dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
+    """The spec as a plain dict, and the folder its relative ``file`` paths start from."""
+    if isinstance(spec, str) and len(spec) < 4096 and "\n" not in spec and Path(spec).is_file():
+        spec = Path(spec)  # a file on the client; spec text is never read as a path
+    if isinstance(spec, Path):
+        return read_spec_file(spec), spec.resolve().parent
+    if isinstance(spec, CampaignSpec):
+        return spec.to_dict(), Path.cwd()
+    if isinstance(spec, dict):
+        return dict(spec), Path.cwd()
+    return load_spec_text(spec), Path.cwd()
 
 
 class Client:
@@ -197,6 +107,8 @@ class Client:
             address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self._stub = pb_grpc.FaultlabStub(self._channel)
+        self.last_upload_bytes = 0
+        """Bytes the last :meth:`upload` or :meth:`submit` sent (0: the coordinator had all)."""
 
     def close(self) -> None:
         self._channel.close()
@@ -211,19 +123,72 @@ class Client:
         try:
             return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise _translate(exc, self.address) from None
+            raise translate(exc, self.address) from None
+
+    # --- artifacts -------------------------------------------------------------------
+    def upload(self, source: str | Path | bytes) -> str:
+        """Uploads a file (a path on this machine) or bytes unless the coordinator already has
+        them for this tenant; returns the ``sha256:…`` digest a spec refers to them by.
+        ``last_upload_bytes`` says how many bytes were sent (0 when nothing was)."""
+        content: Path | bytes = source if isinstance(source, bytes) else Path(source)
+        digest = bytes_digest(content) if isinstance(content, bytes) else file_digest(content)
+        self.last_upload_bytes = self._upload(digest, content)
+        return digest
+
+    def _upload(self, digest: str, content: Path | bytes) -> int:
+        """Sends one artifact unless StatArtifact finds it; returns the bytes sent."""
+        try:
+            self._call(self._stub.StatArtifact, pb.StatArtifactRequest(sha256=digest))
+            return 0
+        except NotFoundError:
+            pass
+        size = len(content) if isinstance(content, bytes) else content.stat().st_size
+        name = "" if isinstance(content, bytes) else content.name
+
+        def messages() -> Iterator[pb.UploadArtifactRequest]:
+            header = pb.ArtifactHeader(sha256=digest, size=size, name=name)
+            yield pb.UploadArtifactRequest(header=header)
+            if isinstance(content, bytes):
+                for start in range(0, size, UPLOAD_CHUNK):
+                    yield pb.UploadArtifactRequest(chunk=content[start : start + UPLOAD_CHUNK])
+                return
+            with content.open("rb") as f:
+                while chunk := f.read(UPLOAD_CHUNK):
+                    yield pb.UploadArtifactRequest(chunk=chunk)
+
+        # The deadline grows with the size (at least 10 MB/s), never below the unary one.
+        self._call(self._stub.UploadArtifact, messages(), timeout=self.timeout + size / 1e7)
+        return size
 
     # --- campaigns -------------------------------------------------------------------
     def submit(
         self,
         spec: CampaignSpec | dict[str, Any] | str | Path,
         *,
+        model: Any = None,
+        example_inputs: Any = None,
+        dataset: Any = None,
         request_id: str | None = None,
         retries: int = 3,
     ) -> CampaignHandle:
-        """Validates the spec locally, then submits it. Retries on UNAVAILABLE are safe: the
-        request id makes the submission idempotent."""
-        parsed = parse_spec(spec)
+        """Validates the spec locally, uploads what it needs, then submits it.
+
+        ``spec`` is a spec, a dict, YAML/JSON text or a spec file (a ``Path``, or a one-line
+        ``str`` naming an existing file). Its ``model.file`` / ``dataset.file`` are paths on
+        this machine, relative to the spec file's folder (else the working directory);
+        ``model=`` (an ``nn.Module``, exported with ``example_inputs``) and ``dataset=``
+        (``(x_train, y_train, x_test, y_test)`` or a PyG ``Data``) replace the spec's model and
+        dataset. Each file is uploaded unless the coordinator has it (``last_upload_bytes``
+        counts what was sent), and the coordinator receives the spec with ``sha256:`` digests.
+        Retries on UNAVAILABLE are safe: the request id makes the submission idempotent."""
+        data, base_dir = _spec_data(spec)
+        data, uploads = attach_objects(data, model=model, example_inputs=example_inputs,
+                                       dataset=dataset)
+        data, files = localize_spec(data, base_dir)
+        parsed = parse_spec(data)
+        self.last_upload_bytes = sum(
+            self._upload(digest, content) for digest, content in {**uploads, **files}.items()
+        )
         request = pb.SubmitCampaignRequest(
             spec=parsed.to_json(), request_id=request_id or uuid.uuid4().hex
         )
@@ -255,16 +220,6 @@ class Client:
             token = resp.next_page_token
             if not token or (limit is not None and len(out) >= limit):
                 return out[:limit] if limit is not None else out
-
-
-def _translate(exc: grpc.RpcError, address: str) -> FaultlabError:
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details.lower():
-        details = f"coordinator at {address} is unreachable ({details})"
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return UnavailableError(f"coordinator at {address} did not answer in time")
-    return error_from_status(code, details)
 
 
 class CampaignHandle:
@@ -309,7 +264,7 @@ class CampaignHandle:
                     yield Event.from_message(msg)
                 return
             except grpc.RpcError as exc:
-                err = _translate(exc, self.client.address)
+                err = translate(exc, self.client.address)
                 if isinstance(err, UnavailableError) and attempts < reconnect:
                     attempts += 1
                     time.sleep(min(0.2 * 2**attempts, 5.0))

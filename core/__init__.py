@@ -23,11 +23,13 @@ if TYPE_CHECKING:
         Results,
     )
     from faultlab.errors import (
+        ArgumentError,
         CampaignCancelledError,
         CampaignFailedError,
         FailedPreconditionError,
         FaultlabError,
         NotFoundError,
+        PermissionDeniedError,
         ResourceExhaustedError,
         SpecError,
         UnauthenticatedError,
@@ -45,8 +47,10 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(
         [
-            "CampaignCancelledError", "CampaignFailedError", "FailedPreconditionError",
-            "FaultlabError", "NotFoundError", "ResourceExhaustedError", "SpecError",
+            "ArgumentError", "CampaignCancelledError", "CampaignFailedError",
+            "FailedPreconditionError",
+            "FaultlabError", "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError",
+            "SpecError",
             "UnauthenticatedError", "UnavailableError",
         ],
         "faultlab.errors",
@@ -57,7 +61,14 @@ _EXPORTS: dict[str, str] = {
     "CampaignState": "faultlab.states",
 }
 
-__all__ = sorted(_EXPORTS)
+# A literal list, so that linters and type checkers see the public surface.
+__all__ = [
+    "ArgumentError", "CampaignCancelledError", "CampaignFailedError", "CampaignHandle",
+    "CampaignSpec", "CampaignState", "CampaignStatus", "Client", "Event", "FailedPreconditionError",
+    "FaultlabError", "NotFoundError", "PermissionDeniedError", "ReplayResult", "Report",
+    "ResourceExhaustedError",
+    "Results", "SpecError", "UnauthenticatedError", "UnavailableError", "parse_spec",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -83,7 +83,8 @@ def pydantic_error(exc: ValidationError, prefix: str) -> SpecError:
     value = err.get("input")
     problem = str(err["msg"]).removeprefix("Value error, ")
     if not isinstance(value, dict | list) and err["type"] != "missing":
-        problem += f", got {str(value)[:60]!r}" if isinstance(value, str) else f", got {value!r}"[:80]
+        shown = repr(value[:60]) if isinstance(value, str) else repr(value)[:74]
+        problem += f", got {shown}"
     allowed = (err.get("ctx") or {}).get("expected")
     return SpecError(field, problem, allowed)
 

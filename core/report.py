@@ -87,7 +87,10 @@ class Report:
         return "<html><body>" + "\n".join(parts) + "</body></html>"
 
     def save_plots(self, directory: str | Path) -> list[Path]:
-        """Writes the kind's PNG plots (the ``plots`` entry of :mod:`faultlab.kinds`) into ``directory``."""
+        """Writes the kind's PNG plots into ``directory``.
+
+        The plotting function is the kind's ``plots`` entry in :mod:`faultlab.kinds`.
+        """
         import matplotlib
 
         matplotlib.use("Agg")

@@ -18,7 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from faultlab.server.auth import Authenticator, AuthInterceptor
-from faultlab.server.coordinator import Coordinator, CoordinatorConfig
+from faultlab.server.config import CoordinatorConfig
+from faultlab.server.coordinator import Coordinator
 from faultlab.server.servicer import FaultlabServicer
 from faultlab.server.store import Store, open_store
 from faultlab.v1 import faultlab_pb2, faultlab_pb2_grpc
@@ -38,7 +39,7 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         await self.coordinator.shutdown()
         await self.server.stop(grace)
-        self.coordinator.store.close()
+        self.coordinator.close()
 
 
 async def start_server(
@@ -65,7 +66,7 @@ async def start_server(
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024)],
     )
-    faultlab_pb2_grpc.add_FaultlabServicer_to_server(FaultlabServicer(coordinator, auth), server)
+    faultlab_pb2_grpc.add_FaultlabServicer_to_server(FaultlabServicer(coordinator), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection:

@@ -2,40 +2,56 @@
 
 Tokens map to tenants. With no tokens configured the server is open and every request
 belongs to the tenant ``default``. Clients send ``authorization: Bearer <token>`` metadata.
+:class:`AuthInterceptor` authenticates each call once and hands the tenant to the handler
+through :func:`current_tenant`; a call without a valid token never reaches the servicer.
 Every campaign record has an owner; another tenant's campaign answers NOT_FOUND.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import grpc
 import yaml
 
-from faultlab.errors import SpecError
+from faultlab.errors import ArgumentError, UnauthenticatedError
+from faultlab.server.wire import abort
 
 DEFAULT_TENANT = "default"
 OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
+# Each RPC runs in its own asyncio task, hence its own copy of the context: a tenant set for
+# one call is never seen by another.
+_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("faultlab_tenant")
+
 
 def load_tokens(path: str | None = None, env: str | None = None) -> dict[str, str]:
-    """Tokens from a YAML/JSON file ``{token: tenant}`` and/or ``FAULTLAB_TOKENS=tok=tenant,...``."""
+    """Tokens from a YAML/JSON file ``{token: tenant}`` and/or ``FAULTLAB_TOKENS=tok=ten,...``."""
     tokens: dict[str, str] = {}
     if path:
         data = yaml.safe_load(Path(path).read_text())
         if not isinstance(data, dict):
-            raise SpecError("tokens_file", "must map token -> tenant")
+            raise ArgumentError("tokens_file", "must map token -> tenant")
         tokens.update({str(k): str(v) for k, v in data.items()})
     env = env if env is not None else os.environ.get("FAULTLAB_TOKENS", "")
     for item in filter(None, (p.strip() for p in env.split(","))):
         token, sep, tenant = item.partition("=")
         if not sep or not token or not tenant:
-            raise SpecError("FAULTLAB_TOKENS", f"entry {item!r} is not token=tenant")
+            raise ArgumentError("FAULTLAB_TOKENS", f"entry {item!r} is not token=tenant")
         tokens[token] = tenant
     return tokens
+
+
+def current_tenant() -> str:
+    """The tenant the interceptor authenticated for the RPC being handled."""
+    tenant = _TENANT.get(None)
+    if tenant is None:  # a server assembled without AuthInterceptor
+        raise UnauthenticatedError("missing or invalid token")
+    return tenant
 
 
 class Authenticator:
@@ -59,40 +75,74 @@ class Authenticator:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects unauthenticated calls with UNAUTHENTICATED before they reach the servicer."""
+    """Authenticates every call once: rejects it with UNAUTHENTICATED, or runs its handler
+    with the tenant set for :func:`current_tenant`."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.auth = authenticator
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
-        if not self.auth.enabled or method in OPEN_METHODS or method.startswith("/grpc.reflection"):
-            return await continuation(handler_call_details)
-        if self.auth.tenant(handler_call_details.invocation_metadata) is not None:
-            return await continuation(handler_call_details)
-        return _deny(await continuation(handler_call_details))
+        handler = await continuation(handler_call_details)
+        if method in OPEN_METHODS or method.startswith("/grpc.reflection") or handler is None:
+            return handler
+        tenant = self.auth.tenant(handler_call_details.invocation_metadata)
+        if tenant is None:
+            return _deny(handler)
+        return _with_tenant(handler, tenant)
 
 
-def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _with_tenant(
+    handler: grpc.RpcMethodHandler[Any, Any], tenant: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    serializers = {"request_deserializer": handler.request_deserializer,
+                   "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None:
+        unary_behavior: Any = handler.unary_unary  # a coroutine function on an aio server
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            _TENANT.set(tenant)
+            return await unary_behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, **serializers)
+    if handler.unary_stream is not None:
+        stream_behavior: Any = handler.unary_stream  # an async generator function
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            _TENANT.set(tenant)
+            async for item in stream_behavior(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(stream, **serializers)
+    if handler.stream_unary is not None:
+        upload_behavior: Any = handler.stream_unary  # a coroutine function (UploadArtifact)
+
+        async def upload(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            _TENANT.set(tenant)
+            return await upload_behavior(requests, context)
+
+        return grpc.stream_unary_rpc_method_handler(upload, **serializers)
+    return handler  # faultlab.v1 has no bidirectional methods
+
+
+def _deny(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
+        await abort(context, UnauthenticatedError("missing or invalid token"))
 
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await abort(context, UnauthenticatedError("missing or invalid token"))
         yield  # pragma: no cover - makes this an async generator
 
-    if handler is None:
-        return handler
+    serializers = {"request_deserializer": handler.request_deserializer,
+                   "response_serializer": handler.response_serializer}
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            stream, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        unary, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+        return grpc.unary_stream_rpc_method_handler(stream, **serializers)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(unary, **serializers)
+    return grpc.unary_unary_rpc_method_handler(unary, **serializers)

@@ -1,9 +1,9 @@
 """The gRPC servicer: translates wire messages to coordinator calls, and errors to statuses.
 
-Every RPC goes through :func:`_rpc`, the single place where faultlab errors become gRPC
-statuses (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, RESOURCE_EXHAUSTED, ...). Anything
-unexpected is logged with its traceback on the server and answered INTERNAL with a one-line
-message, never a traceback on the wire.
+The servicer talks only to the :class:`Coordinator`. The tenant of each call comes from the
+:class:`~faultlab.server.auth.AuthInterceptor` (:func:`~faultlab.server.auth.current_tenant`),
+which authenticated it once. Every RPC goes through :func:`_rpc`, which hands any error to
+:func:`faultlab.server.wire.abort`, the single place where errors become gRPC statuses.
 """
 
 from __future__ import annotations
@@ -11,30 +11,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from faultlab.errors import FaultlabError, NotFoundError, SpecError, UnauthenticatedError
-from faultlab.server.auth import Authenticator
+from faultlab.errors import ArgumentError, NotFoundError, SpecError
+from faultlab.events import event_to_proto
+from faultlab.server.auth import current_tenant
 from faultlab.server.coordinator import Coordinator
-from faultlab.server.store import CampaignRecord, StoredEvent
-from faultlab.states import CampaignState
+from faultlab.server.store import CampaignRecord
+from faultlab.server.store.base import ArtifactInfo
+from faultlab.server.wire import abort
 from faultlab.v1 import faultlab_pb2 as pb
 from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
 
-log = logging.getLogger("faultlab.servicer")
 T = TypeVar("T")
 
 MAX_PAGE = 1000
+EVENTS_PER_READ = 500
 
 
 def campaign_message(record: CampaignRecord) -> pb.Campaign:
     return pb.Campaign(
         id=record.id, name=record.name, kind=record.kind,
-        state=pb.CampaignState.Value(record.state.value), owner=record.owner,
+        state=record.state.value, owner=record.owner,
         spec_json=record.spec_json, spec_hash=record.spec_hash, seed=record.seed,
         code_version=record.code_version, trials_total=record.trials_total,
         trials_done=record.trials_done, trials_cached=record.trials_cached,
@@ -43,51 +44,33 @@ def campaign_message(record: CampaignRecord) -> pb.Campaign:
     )
 
 
-def event_message(campaign_id: str, event: StoredEvent) -> pb.Event:
-    data = event.data
-    msg = pb.Event(cursor=event.cursor, campaign_id=campaign_id, time=event.time)
-    kind = data.get("type")
-    if kind == "state":
-        msg.state.CopyFrom(pb.StateChange(
-            state=pb.CampaignState.Value(str(data["state"])), message=data.get("message", "")))
-    elif kind == "progress":
-        msg.progress.CopyFrom(pb.Progress(
-            done=int(data.get("done", 0)), total=int(data.get("total", 0)),
-            cached=int(data.get("cached", 0)), failed=int(data.get("failed", 0))))
-    elif kind == "trial":
-        msg.trial.CopyFrom(pb.TrialDone(
-            key=data["key"], trial_json=json.dumps(data.get("trial", {})),
-            result_json=json.dumps(data.get("result", {})), cached=bool(data.get("cached"))))
-    else:
-        msg.log.CopyFrom(pb.LogLine(level=str(data.get("level", "info")),
-                                    message=str(data.get("message", ""))))
-    return msg
+def artifact_message(info: ArtifactInfo) -> pb.Artifact:
+    return pb.Artifact(sha256=info.digest, size=info.size, owner=info.owner,
+                       created_at=info.created, name=info.name)
 
 
-def _page(token: str, field: str) -> int:
+async def _upload_chunks(
+    requests: AsyncIterable[pb.UploadArtifactRequest],
+) -> AsyncIterator[bytes]:
+    async for message in requests:
+        if message.WhichOneof("part") != "chunk":
+            raise ArgumentError("header", "only the first message of an upload is a header")
+        yield message.chunk
+
+
+def _page(token: str, argument: str) -> int:
+    """The offset a page token stands for (tokens are opaque to callers)."""
     if not token:
         return 0
-    try:
-        offset = int(token)
-    except ValueError:
-        raise SpecError(field, f"invalid page token {token!r}") from None
-    if offset < 0:
-        raise SpecError(field, f"invalid page token {token!r}")
-    return offset
+    if not token.isdigit():
+        raise ArgumentError(argument, f"invalid page token {token!r}")
+    return int(token)
 
 
 def _page_size(size: int, default: int) -> int:
     if size < 0:
-        raise SpecError("page_size", f"must be >= 0, got {size}")
+        raise ArgumentError("page_size", f"must be >= 0, got {size}")
     return min(size or default, MAX_PAGE)
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    if isinstance(exc, FaultlabError) and exc.code != grpc.StatusCode.UNKNOWN:
-        await context.abort(exc.code, exc.message)
-    log.exception("unexpected error in RPC", exc_info=exc)
-    message = exc.message if isinstance(exc, FaultlabError) else f"{type(exc).__name__}: {exc}"
-    await context.abort(grpc.StatusCode.INTERNAL, message.splitlines()[0] if message else "internal error")
 
 
 def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -100,8 +83,7 @@ def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc)
-            raise  # unreachable: abort raises
+            await abort(context, exc)
 
     return wrapper
 
@@ -109,26 +91,19 @@ def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 class FaultlabServicer(pb_grpc.FaultlabServicer):
     """Implements ``faultlab.v1.Faultlab`` on top of a :class:`Coordinator`."""
 
-    def __init__(self, coordinator: Coordinator, auth: Authenticator) -> None:
+    def __init__(self, coordinator: Coordinator) -> None:
         self.co = coordinator
-        self.auth = auth
-
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        tenant = self.auth.tenant(context.invocation_metadata())
-        if tenant is None:
-            raise UnauthenticatedError("missing or invalid token")
-        return tenant
 
     @_rpc
     async def SubmitCampaign(self, request: pb.SubmitCampaignRequest, context: Any) -> pb.Campaign:
         if not request.spec.strip():
             raise SpecError("spec", "is empty")
-        record = await self.co.submit(self._tenant(context), request.spec, request.request_id)
+        record = await self.co.submit(current_tenant(), request.spec, request.request_id)
         return campaign_message(record)
 
     @_rpc
     async def GetCampaign(self, request: pb.GetCampaignRequest, context: Any) -> pb.Campaign:
-        return campaign_message(await self.co.get(self._tenant(context), request.campaign_id))
+        return campaign_message(await self.co.get(current_tenant(), request.campaign_id))
 
     @_rpc
     async def ListCampaigns(
@@ -136,7 +111,7 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
     ) -> pb.ListCampaignsResponse:
         offset = _page(request.page_token, "page_token")
         size = _page_size(request.page_size, 50)
-        records = await self.co.list_campaigns(self._tenant(context), size + 1, offset)
+        records = await self.co.list_campaigns(current_tenant(), size + 1, offset)
         more = len(records) > size
         return pb.ListCampaignsResponse(
             campaigns=[campaign_message(r) for r in records[:size]],
@@ -145,24 +120,21 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def CancelCampaign(self, request: pb.CancelCampaignRequest, context: Any) -> pb.Campaign:
-        return campaign_message(await self.co.cancel(self._tenant(context), request.campaign_id))
+        return campaign_message(await self.co.cancel(current_tenant(), request.campaign_id))
 
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         try:
-            tenant = self._tenant(context)
+            tenant = current_tenant()
             cursor = request.cursor
             while True:
-                record = await self.co.get(tenant, request.campaign_id)
-                terminal = record.state.is_terminal()
-                events = await asyncio.to_thread(
-                    self.co.store.read_events, request.campaign_id, cursor, 500,
-                    0.0 if terminal else 1.0,
+                terminal, events = await self.co.read_events(
+                    tenant, request.campaign_id, cursor, EVENTS_PER_READ
                 )
                 for event in events:
                     cursor = event.cursor
-                    yield event_message(request.campaign_id, event)
+                    yield event_to_proto(request.campaign_id, event)
                 if terminal and not events and not request.keep_open_after_terminal:
                     return
         except asyncio.CancelledError:
@@ -170,15 +142,14 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     @_rpc
     async def GetResults(self, request: pb.GetResultsRequest, context: Any) -> pb.ResultPage:
-        record = await self.co.get(self._tenant(context), request.campaign_id)
         offset = _page(request.page_token, "page_token")
         size = _page_size(request.page_size, 500)
-        rows = await asyncio.to_thread(
-            self.co.store.campaign_results, record.id, offset, size + 1
+        record, rows = await self.co.results_page(
+            current_tenant(), request.campaign_id, offset, size + 1
         )
         more = len(rows) > size
         return pb.ResultPage(
@@ -193,7 +164,7 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def GetReport(self, request: pb.GetReportRequest, context: Any) -> pb.Report:
-        report = await self.co.report(self._tenant(context), request.campaign_id)
+        report = await self.co.report(current_tenant(), request.campaign_id)
         return pb.Report(report_json=report.to_json())
 
     @_rpc
@@ -201,14 +172,31 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
         self, request: pb.ReplayTrialRequest, context: Any
     ) -> pb.ReplayTrialResponse:
         if not request.trial_key:
-            raise NotFoundError("trial_key is empty")
+            raise NotFoundError("trial", "", "trial_key is empty")
         trial, stored, replayed, same = await self.co.replay(
-            self._tenant(context), request.campaign_id, request.trial_key
+            current_tenant(), request.campaign_id, request.trial_key
         )
         return pb.ReplayTrialResponse(
             trial_json=json.dumps(trial), stored_result_json=json.dumps(stored),
             replayed_result_json=json.dumps(replayed), identical=same,
         )
 
+    @_rpc
+    async def UploadArtifact(
+        self, requests: AsyncIterator[pb.UploadArtifactRequest], context: Any
+    ) -> pb.Artifact:
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise ArgumentError("header", "the first message of an upload must be its header")
+        header = first.header
+        info = await self.co.upload_artifact(
+            current_tenant(), header.sha256, header.size, header.name, _upload_chunks(requests)
+        )
+        return artifact_message(info)
 
-__all__ = ["FaultlabServicer", "CampaignState", "campaign_message", "event_message"]
+    @_rpc
+    async def StatArtifact(self, request: pb.StatArtifactRequest, context: Any) -> pb.Artifact:
+        return artifact_message(await self.co.stat_artifact(current_tenant(), request.sha256))
+
+
+__all__ = ["FaultlabServicer", "artifact_message", "campaign_message"]

@@ -26,9 +26,11 @@ def test_generated_protobuf_matches_proto(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert sorted(faultlab.__all__) == sorted([
-        "CampaignCancelledError", "CampaignFailedError", "CampaignHandle", "CampaignSpec",
+        "ArgumentError", "CampaignCancelledError", "CampaignFailedError", "CampaignHandle",
+        "CampaignSpec",
         "CampaignState", "CampaignStatus", "Client", "Event", "FailedPreconditionError",
-        "FaultlabError", "NotFoundError", "Report", "ReplayResult", "Results",
+        "FaultlabError", "NotFoundError", "PermissionDeniedError", "Report", "ReplayResult",
+        "Results",
         "ResourceExhaustedError", "SpecError", "UnauthenticatedError", "UnavailableError",
         "parse_spec",
     ])
@@ -41,3 +43,10 @@ def test_spec_module_imports_no_torch() -> None:
             "{'sampling': 'uniform', 'trials': 3}}); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_errors_and_events_import_no_grpc_nor_pandas() -> None:
+    code = ("import sys, faultlab.errors, faultlab.events; "
+            "assert 'grpc' not in sys.modules and 'pandas' not in sys.modules, "
+            "[m for m in ('grpc', 'pandas') if m in sys.modules]")
+    subprocess.run([sys.executable, "-c", code], check=True)

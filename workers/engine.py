@@ -27,8 +27,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from faultlab import hashing
+from faultlab.errors import SpecError
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec
+from faultlab.version import code_version
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -52,11 +55,43 @@ class Prepared:
 
 
 class Engine(abc.ABC, Generic[P]):
-    """Base class of the four engines (faults, sparsity, watermark, sampling)."""
+    """Base class of the engines: the five steps above, plus what every engine shares.
+
+    A subclass names its campaign ``kind``, its ``version`` and its ``params_type`` (the
+    pydantic model of its spec section, the one :mod:`faultlab.kinds` names), and
+    implements the abstract steps. The base owns the rest, so it is written once:
+
+    * :meth:`params` — ``spec.params`` as the engine's own typed model;
+    * :meth:`trial_key` / :meth:`keyed` — a trial's content key (the cache key);
+    * :meth:`provenance` — the provenance block of every report;
+    * :meth:`outcomes_equal` — whether a replayed result reproduces the stored one.
+
+    **Engine version.** ``version`` is a decimal counter as a string (``"1"``, ``"2"``, …),
+    bumped whenever a change alters results. It is part of every trial's cache key (next to
+    the kind, which is why the kind is not repeated in it), so a bump makes every stored
+    result of the kind stale, and nothing else does.
+    """
 
     kind: ClassVar[str]
-    #: Bumped whenever a change alters results: part of every trial's cache key.
     version: ClassVar[str]
+    params_type: type[P]
+    """The pydantic model of the kind's spec section (``spec.params`` is one)."""
+
+    #: Result keys compared by :meth:`outcomes_equal` besides timings: where a cached
+    #: artifact came from is provenance, not an outcome.
+    provenance_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def params(self, spec: CampaignSpec) -> P:
+        """``spec.params``, typed as this engine's params model."""
+        params = spec.params
+        if not isinstance(params, self.params_type):
+            raise SpecError(
+                "kind",
+                f"the {self.kind} engine needs a {self.params_type.__name__} section, got "
+                f"{type(params).__name__} (kind {spec.kind!r})",
+                [self.kind],
+            )
+        return params
 
     def validate(self, spec: CampaignSpec) -> None:  # noqa: B027 - optional hook
         """Deep checks needing the model's structure; the default has none."""
@@ -70,7 +105,8 @@ class Engine(abc.ABC, Generic[P]):
         return None
 
     @abc.abstractmethod
-    def prepare(self, spec: CampaignSpec) -> Prepared: ...
+    def prepare(self, spec: CampaignSpec) -> Prepared:
+        """Loads the campaign's workload; ``spec`` has been validated already (not again)."""
 
     @abc.abstractmethod
     def plan(
@@ -89,9 +125,51 @@ class Engine(abc.ABC, Generic[P]):
         self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]
     ) -> Report: ...
 
-    def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
-        """Whether a replayed result reproduces the stored one (timings are ignored)."""
-        def strip(d: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in d.items() if not k.endswith("_seconds")}
+    def trial_key(self, spec: CampaignSpec, meta: dict[str, Any], trial: dict[str, Any]) -> str:
+        """The content key of ``trial``: sha256 of its canonical JSON together with the model
+        and dataset digests of ``meta`` and this engine's kind and version."""
+        if spec.kind != self.kind:
+            raise ValueError(f"a {spec.kind!r} spec given to the {self.kind!r} engine")
+        return hashing.trial_key(
+            trial,
+            kind=self.kind,
+            engine_version=self.version,
+            model_digest=meta["model_digest"],
+            dataset_digest=meta["dataset_digest"],
+        )
 
-        return strip(stored) == strip(replayed)
+    def keyed(
+        self, spec: CampaignSpec, meta: dict[str, Any], trials: list[dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(content key, trial)`` pairs, as the coordinator stores them."""
+        return [(self.trial_key(spec, meta, t), t) for t in trials]
+
+    def provenance(self, spec: CampaignSpec, meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The provenance block of the campaign's report; ``extra`` adds engine-specific
+        entries (the fault engine's per-workload digests, the sparsity calibration sample)."""
+        return {
+            "spec_hash": spec.spec_hash,
+            "code_version": code_version(),
+            "seed": spec.seed,
+            "engine": self.kind,
+            "engine_version": self.version,
+            "model_digest": meta["model_digest"],
+            "dataset_digest": meta["dataset_digest"],
+            **extra,
+        }
+
+    def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
+        """Whether a replayed result reproduces the stored one: equal at every depth, ignoring
+        timings (keys ending in ``_seconds``) and :attr:`provenance_fields`."""
+        return self._outcome(stored) == self._outcome(replayed)
+
+    def _outcome(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: self._outcome(v)
+                for k, v in value.items()
+                if not str(k).endswith("_seconds") and k not in self.provenance_fields
+            }
+        if isinstance(value, list):
+            return [self._outcome(v) for v in value]
+        return value

@@ -8,30 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from faultlab.hashing import trial_key
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec, parse_spec
 from faultlab.workers import get_engine
 from faultlab.workers.engine import TrialRecord
-
-
-def keyed(
-    kind: str, version: str, meta: dict[str, Any], trials: list[dict[str, Any]]
-) -> list[tuple[str, dict[str, Any]]]:
-    """``(content key, trial)`` pairs, as the coordinator stores them."""
-    return [
-        (
-            trial_key(
-                t,
-                kind=kind,
-                engine_version=version,
-                model_digest=meta["model_digest"],
-                dataset_digest=meta["dataset_digest"],
-            ),
-            t,
-        )
-        for t in trials
-    ]
 
 
 def run_local(
@@ -48,7 +28,7 @@ def run_local(
         trials = engine.plan(spec, prepared.meta, round_index, list(records))
         if not trials:
             break
-        pairs = keyed(spec.kind, engine.version, prepared.meta, trials)
+        pairs = engine.keyed(spec, prepared.meta, trials)
         for i in range(0, len(pairs), shard_size):
             chunk = pairs[i : i + shard_size]
             results = engine.run_shard(prepared.context, [t for _, t in chunk])

@@ -4,6 +4,11 @@ A campaign's context (model, data, golden outputs) is produced once by :func:`pr
 and stays in Ray's object store; shard tasks receive its ObjectRef wrapped in a list (so Ray
 does not resolve it eagerly) and each worker process deserialises it once and keeps it, so a
 campaign's model travels to a node once and is unpickled once per worker, not once per task.
+
+A campaign's uploaded artifacts arrive as ``{digest: ObjectRef}`` (put into the object store
+once per campaign by the coordinator); :func:`fetch_artifacts` keeps each one in a per-node
+on-disk cache by digest, so a node fetches an artifact once, whatever number of campaigns and
+replays use it.
 """
 
 from __future__ import annotations
@@ -14,17 +19,38 @@ import time
 from typing import Any
 
 from faultlab.spec import parse_spec
+from faultlab.workers.artifact_cache import ArtifactCache
+from faultlab.workers.zoo.provided import provided_artifacts
 
+#: Uploaded artifacts on this node: ``$FAULTLAB_HOME/artifacts/<sha256 hex>.bin``.
+_ARTIFACTS = ArtifactCache("artifacts")
 _CONTEXTS: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _MAX_CONTEXTS = 4
 
 
-def prepare_campaign(spec_json: str) -> tuple[Any, dict[str, Any]]:
-    """Runs the engine's ``prepare``; returns (context, meta). Called with num_returns=2."""
+def fetch_artifacts(refs: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes of each ``sha256:`` digest: from this node's cache, else from Ray's object
+    store (then cached). The loaders check every blob against its digest before use."""
+    import ray
+
+    blobs: dict[str, bytes] = {}
+    for ref_digest, ref in refs.items():
+        key = ref_digest.removeprefix("sha256:")
+        path = _ARTIFACTS.get(key, ".bin")
+        if path is None:
+            path = _ARTIFACTS.put(key, bytes(ray.get(ref)), ".bin")
+        blobs[ref_digest] = path.read_bytes()
+    return blobs
+
+
+def prepare_campaign(spec_json: str, artifacts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Runs the engine's ``prepare`` with the campaign's artifacts (``{digest: ObjectRef}``);
+    returns (context, meta). Called with num_returns=2."""
     from faultlab.workers import get_engine
 
     spec = parse_spec(spec_json)
-    prepared = get_engine(spec.kind).prepare(spec)
+    with provided_artifacts(fetch_artifacts(artifacts)):
+        prepared = get_engine(spec.kind).prepare(spec)
     return prepared.context, prepared.meta
 
 
@@ -51,15 +77,20 @@ def run_shard(kind: str, context_box: list[Any], trials: list[dict[str, Any]]) -
     context = _context(context_box)
     results = get_engine(kind).run_shard(context, trials)
     if len(results) != len(trials):
-        raise RuntimeError(f"engine {kind!r} returned {len(results)} results for {len(trials)} trials")
+        raise RuntimeError(
+            f"engine {kind!r} returned {len(results)} results for {len(trials)} trials"
+        )
     return {"results": results, "seconds": time.perf_counter() - start, "pid": os.getpid()}
 
 
-def replay_trial(spec_json: str, trial: dict[str, Any]) -> dict[str, Any]:
+def replay_trial(
+    spec_json: str, trial: dict[str, Any], artifacts: dict[str, Any]
+) -> dict[str, Any]:
     """Prepares the campaign afresh and re-runs one trial (for ``faultlab replay``)."""
     from faultlab.workers import get_engine
 
     spec = parse_spec(spec_json)
     engine = get_engine(spec.kind)
-    prepared = engine.prepare(spec)
+    with provided_artifacts(fetch_artifacts(artifacts)):
+        prepared = engine.prepare(spec)
     return engine.run_shard(prepared.context, [trial])[0]

@@ -227,3 +227,41 @@ class ReplayTrialResponse(_message.Message):
     replayed_result_json: str
     identical: bool
     def __init__(self, trial_json: _Optional[str] = ..., stored_result_json: _Optional[str] = ..., replayed_result_json: _Optional[str] = ..., identical: _Optional[bool] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("sha256", "size", "owner", "created_at", "name")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    size: int
+    owner: str
+    created_at: float
+    name: str
+    def __init__(self, sha256: _Optional[str] = ..., size: _Optional[int] = ..., owner: _Optional[str] = ..., created_at: _Optional[float] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ArtifactHeader(_message.Message):
+    __slots__ = ("sha256", "size", "name")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    size: int
+    name: str
+    def __init__(self, sha256: _Optional[str] = ..., size: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class UploadArtifactRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ArtifactHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ArtifactHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class StatArtifactRequest(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...

@@ -75,6 +75,16 @@ class FaultlabStub:
                 request_serializer=faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialRequest.SerializeToString,
                 response_deserializer=faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialResponse.FromString,
                 _registered_method=True)
+        self.UploadArtifact = channel.stream_unary(
+                '/faultlab.v1.Faultlab/UploadArtifact',
+                request_serializer=faultlab_dot_v1_dot_faultlab__pb2.UploadArtifactRequest.SerializeToString,
+                response_deserializer=faultlab_dot_v1_dot_faultlab__pb2.Artifact.FromString,
+                _registered_method=True)
+        self.StatArtifact = channel.unary_unary(
+                '/faultlab.v1.Faultlab/StatArtifact',
+                request_serializer=faultlab_dot_v1_dot_faultlab__pb2.StatArtifactRequest.SerializeToString,
+                response_deserializer=faultlab_dot_v1_dot_faultlab__pb2.Artifact.FromString,
+                _registered_method=True)
 
 
 class FaultlabServicer:
@@ -137,6 +147,23 @@ class FaultlabServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadArtifact(self, request_iterator, context):
+        """Upload a file a spec refers to by its sha256 digest: a header, then chunks of at most
+        1 MiB. The coordinator checks the content against the declared digest and size
+        (INVALID_ARGUMENT), the per-artifact size limit and the tenant's quota
+        (RESOURCE_EXHAUSTED). Idempotent: an artifact the tenant already has is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatArtifact(self, request, context):
+        """The caller's artifact with this digest; NOT_FOUND when absent or another tenant's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaultlabServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +206,16 @@ def add_FaultlabServicer_to_server(servicer, server):
                     servicer.ReplayTrial,
                     request_deserializer=faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialRequest.FromString,
                     response_serializer=faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialResponse.SerializeToString,
+            ),
+            'UploadArtifact': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadArtifact,
+                    request_deserializer=faultlab_dot_v1_dot_faultlab__pb2.UploadArtifactRequest.FromString,
+                    response_serializer=faultlab_dot_v1_dot_faultlab__pb2.Artifact.SerializeToString,
+            ),
+            'StatArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatArtifact,
+                    request_deserializer=faultlab_dot_v1_dot_faultlab__pb2.StatArtifactRequest.FromString,
+                    response_serializer=faultlab_dot_v1_dot_faultlab__pb2.Artifact.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +435,60 @@ class Faultlab:
             '/faultlab.v1.Faultlab/ReplayTrial',
             faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialRequest.SerializeToString,
             faultlab_dot_v1_dot_faultlab__pb2.ReplayTrialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadArtifact(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/faultlab.v1.Faultlab/UploadArtifact',
+            faultlab_dot_v1_dot_faultlab__pb2.UploadArtifactRequest.SerializeToString,
+            faultlab_dot_v1_dot_faultlab__pb2.Artifact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faultlab.v1.Faultlab/StatArtifact',
+            faultlab_dot_v1_dot_faultlab__pb2.StatArtifactRequest.SerializeToString,
+            faultlab_dot_v1_dot_faultlab__pb2.Artifact.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,12 +1,21 @@
 """Coordinator persistence: one contract, SQLite and Redis backends."""
 
+from faultlab.events import StoredEvent
 from faultlab.server.store.base import (
+    ArtifactInfo,
     CampaignRecord,
     ResultItem,
     Store,
-    StoredEvent,
     TrialRow,
     open_store,
 )
 
-__all__ = ["CampaignRecord", "ResultItem", "Store", "StoredEvent", "TrialRow", "open_store"]
+__all__ = [
+    "ArtifactInfo",
+    "CampaignRecord",
+    "ResultItem",
+    "Store",
+    "StoredEvent",
+    "TrialRow",
+    "open_store",
+]

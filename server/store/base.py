@@ -15,20 +15,39 @@ Rules every backend keeps:
   step, the result (if absent), the trial's DONE state in the campaign and a ``trial`` event,
   then one ``progress`` event. An item whose trial is already DONE in that campaign is
   skipped entirely, so a retried or recovered shard never doubles a trial or its event.
-* **Event log with cursors.** Events of a campaign are totally ordered; ``read_events`` returns
-  those strictly after a cursor (opaque string, ``""`` = from the start), so a reader that
-  resumes from its last cursor misses nothing and sees nothing twice.
+* **Event log with cursors.** Events of a campaign are typed (:mod:`faultlab.events`) and
+  totally ordered; ``read_events`` returns those strictly after a cursor (opaque string,
+  ``""`` = from the start), so a reader that resumes from its last cursor misses nothing and
+  sees nothing twice. A string that is not a cursor raises
+  :class:`~faultlab.errors.ArgumentError`.
+* **Reads by key.** ``trial`` reads one trial, ``done_keys`` the DONE keys and
+  ``campaign_results`` one page of DONE trials, each without loading the whole campaign.
+* **Artifacts.** Uploaded files, content-addressed by ``sha256:<hex>`` and owned per tenant:
+  the same content uploaded by two tenants is two records, and another tenant's artifact is
+  absent (``stat_artifact`` answers None, ``read_artifact`` NotFoundError). ``put_artifact``
+  verifies the content against the declared digest and size before the record exists, stores
+  it in chunks of at most :data:`ARTIFACT_CHUNK` bytes (no row or value is huge), refuses an
+  artifact over ``max_bytes`` or a tenant over ``quota_bytes`` with a
+  :class:`~faultlab.errors.ResourceExhaustedError` naming the limit, and makes the record
+  visible in one atomic step (a half-written artifact is never seen).
 * **Unreachable backend** raises :class:`~faultlab.errors.UnavailableError`.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from faultlab.errors import ArgumentError, ResourceExhaustedError
+from faultlab.events import CampaignEvent, StoredEvent
+from faultlab.spec import is_digest
 from faultlab.states import CampaignState, TrialState
+
+ARTIFACT_CHUNK = 1 << 20
+"""Bytes per stored chunk of an artifact (and the most one upload message carries)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +103,66 @@ class ResultItem:
 
 
 @dataclass(frozen=True)
-class StoredEvent:
-    cursor: str
-    time: float
-    data: dict[str, Any]
-    """``{"type": "state"|"progress"|"trial"|"log", ...}`` (see servicer for the fields)."""
+class ArtifactInfo:
+    """An uploaded artifact as stored: its digest, size and owner."""
+
+    digest: str
+    """``sha256:<hex>`` of the content."""
+    size: int
+    owner: str
+    created: float
+    name: str = ""
+    """The client's file name (informative only; never used as a path)."""
+
+
+def check_artifact_limits(
+    digest: str, declared_size: int, *, max_bytes: int, used_bytes: int, quota_bytes: int
+) -> None:
+    """Refuses a malformed digest or size, an artifact over ``max_bytes`` and a tenant whose
+    artifacts would exceed ``quota_bytes`` (checked before any byte is stored)."""
+    if not is_digest(digest):
+        raise ArgumentError("sha256", "must be 'sha256:' followed by 64 lowercase hex digits")
+    if declared_size < 0:
+        raise ArgumentError("size", f"must be >= 0, got {declared_size}")
+    if declared_size > max_bytes:
+        raise ResourceExhaustedError(
+            f"artifact of {declared_size} bytes exceeds max_artifact_bytes ({max_bytes})"
+        )
+    if used_bytes + declared_size > quota_bytes:
+        raise quota_exceeded(declared_size, used_bytes, quota_bytes)
+
+
+def quota_exceeded(size: int, used_bytes: int, quota_bytes: int) -> ResourceExhaustedError:
+    """The error of a tenant whose artifacts would exceed ``quota_bytes``."""
+    return ResourceExhaustedError(
+        f"artifact of {size} bytes exceeds tenant_quota_bytes ({quota_bytes}): "
+        f"{used_bytes} bytes already stored"
+    )
+
+
+def verified_chunks(digest: str, chunks: Iterable[bytes], declared_size: int) -> Iterator[bytes]:
+    """``chunks`` re-cut into pieces of :data:`ARTIFACT_CHUNK` bytes; raises ArgumentError
+    once the content is longer than declared, or at the end when its size or sha256 differs."""
+    h = hashlib.sha256()
+    size = 0
+    pending = bytearray()
+    for chunk in chunks:
+        size += len(chunk)
+        if size > declared_size:
+            raise ArgumentError("size", f"content exceeds the declared {declared_size} bytes")
+        h.update(chunk)
+        pending += chunk
+        while len(pending) >= ARTIFACT_CHUNK:
+            yield bytes(pending[:ARTIFACT_CHUNK])
+            del pending[:ARTIFACT_CHUNK]
+    if size != declared_size:
+        raise ArgumentError("size", f"received {size} bytes, declared {declared_size}")
+    actual = "sha256:" + h.hexdigest()
+    if actual != digest:
+        raise ArgumentError("sha256", f"content hashes to {actual[:19]}..., not the declared "
+                            f"{digest[:19]}...")
+    if pending:
+        yield bytes(pending)
 
 
 def leavable_states(expected: Collection[CampaignState]) -> list[str]:
@@ -132,7 +206,7 @@ class Store(abc.ABC):
         error: str = "",
         message: str = "",
     ) -> bool:
-        """Compare-and-set the state; appends ``{"type":"state","state":new,"message":...}``.
+        """Compare-and-set the state; appends ``StateEvent(new, message)``.
 
         Returns False (and writes nothing) when the current state is not in ``expected``.
         """
@@ -159,6 +233,14 @@ class Store(abc.ABC):
         """The campaign's trials in plan order, optionally filtered by state."""
 
     @abc.abstractmethod
+    def trial(self, campaign_id: str, key: str) -> TrialRow | None:
+        """One trial of the campaign by key (None when the campaign has no such trial)."""
+
+    @abc.abstractmethod
+    def done_keys(self, campaign_id: str) -> set[str]:
+        """The keys of the campaign's DONE trials."""
+
+    @abc.abstractmethod
     def mark_running(self, campaign_id: str, keys: Sequence[str]) -> None:
         """PENDING/RUNNING/FAILED → RUNNING and ``attempts += 1`` (DONE trials untouched)."""
 
@@ -180,20 +262,19 @@ class Store(abc.ABC):
         """Atomically records results (see module docstring). Returns how many were new.
 
         Per new item: result stored under its key if absent; trial → DONE (``attempts`` kept,
-        at least 1); ``trials_done += 1`` (and ``trials_cached`` when ``cached``); event
-        ``{"type":"trial","key","trial","result","cached"}``. Then, if any were new, one
-        ``{"type":"progress","done","total","cached","failed"}`` event.
+        at least 1); ``trials_done += 1`` (and ``trials_cached`` when ``cached``); a
+        ``TrialEvent``. Then, if any were new, one ``ProgressEvent`` with the counters.
         """
 
     @abc.abstractmethod
     def campaign_results(
         self, campaign_id: str, offset: int = 0, limit: int | None = None
     ) -> list[tuple[TrialRow, dict[str, Any]]]:
-        """DONE trials with their results, in plan order, paginated."""
+        """DONE trials with their results, in plan order, paginated; reads only the page."""
 
     # --- events ----------------------------------------------------------------------
     @abc.abstractmethod
-    def append_event(self, campaign_id: str, data: dict[str, Any]) -> str:
+    def append_event(self, campaign_id: str, event: CampaignEvent) -> str:
         """Appends an event and returns its cursor."""
 
     @abc.abstractmethod
@@ -201,6 +282,34 @@ class Store(abc.ABC):
         self, campaign_id: str, after: str = "", limit: int = 500, timeout: float = 0.0
     ) -> list[StoredEvent]:
         """Events strictly after ``after``; waits up to ``timeout`` seconds for the first one."""
+
+    # --- artifacts -------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_artifact(
+        self,
+        owner: str,
+        digest: str,
+        chunks: Iterable[bytes],
+        *,
+        declared_size: int,
+        max_bytes: int,
+        quota_bytes: int,
+        name: str = "",
+    ) -> ArtifactInfo:
+        """Stores ``owner``'s artifact from ``chunks`` (see the module docstring).
+
+        Idempotent: when ``owner`` already has ``digest`` it returns that record and reads
+        no chunk. Raises ResourceExhaustedError (limit named), ArgumentError on ``sha256`` /
+        ``size`` when the content does not match what was declared.
+        """
+
+    @abc.abstractmethod
+    def stat_artifact(self, owner: str, digest: str) -> ArtifactInfo | None:
+        """``owner``'s artifact, or None (absent, or another tenant's)."""
+
+    @abc.abstractmethod
+    def read_artifact(self, owner: str, digest: str) -> bytes:
+        """The content of ``owner``'s artifact; NotFoundError("artifact", digest) otherwise."""
 
     # --- lifecycle -------------------------------------------------------------------
     @abc.abstractmethod
@@ -213,7 +322,7 @@ class Store(abc.ABC):
 
 def open_store(url: str) -> Store:
     """``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``redis://host:port/db[?prefix=p]``."""
-    from faultlab.errors import SpecError
+    from faultlab.errors import ArgumentError
 
     if url.startswith("sqlite://"):
         from faultlab.server.store.sqlite import SqliteStore
@@ -224,4 +333,6 @@ def open_store(url: str) -> Store:
         from faultlab.server.store.redis import RedisStore
 
         return RedisStore(url)
-    raise SpecError("store", f"unsupported store URL {url!r}", ["sqlite:///PATH", "redis://HOST:PORT/DB"])
+    raise ArgumentError(
+        "store", f"unsupported store URL {url!r}", ["sqlite:///PATH", "redis://HOST:PORT/DB"]
+    )

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from faultlab.errors import SpecError, UnavailableError
+from faultlab.errors import ArgumentError, SpecError, UnavailableError
+from faultlab.events import LogEvent, ProgressEvent, StateEvent, TrialEvent
 from faultlab.server.store import CampaignRecord, ResultItem, Store, StoredEvent, open_store
 from faultlab.server.store.redis import RedisStore
 from faultlab.server.store.sqlite import SqliteStore
@@ -65,7 +66,7 @@ def result(key: str) -> dict[str, Any]:
 
 def events(store: Store, campaign_id: str, kind: str | None = None) -> list[StoredEvent]:
     found = store.read_events(campaign_id, limit=100_000)
-    return [e for e in found if kind is None or e.data["type"] == kind]
+    return [e for e in found if kind is None or e.event.type == kind]
 
 
 def with_trials(store: Store, n: int, campaign_id: str = "c1") -> list[str]:
@@ -91,7 +92,8 @@ def test_create_and_get(store: Store) -> None:
     assert store.get_campaign("c1") == created
     assert store.get_campaign("nope") is None
     [event] = events(store, "c1")
-    assert event.data == {"type": "state", "state": "QUEUED", "message": ""}
+    assert event.event == StateEvent(QUEUED, "")
+    assert event.event.to_dict() == {"type": "state", "state": "QUEUED", "message": ""}
 
 
 def test_create_is_idempotent_per_owner_and_request_id(store: Store) -> None:
@@ -152,7 +154,7 @@ def test_transition_is_compare_and_set(store: Store) -> None:
     record = store.get_campaign("c1")
     assert record is not None and record.state is FAILED
 
-    assert [e.data for e in events(store, "c1")] == [
+    assert [e.event.to_dict() for e in events(store, "c1")] == [
         {"type": "state", "state": "QUEUED", "message": ""},
         {"type": "state", "state": "RUNNING", "message": "started"},
         {"type": "state", "state": "FAILED", "message": "worker died"},
@@ -243,11 +245,15 @@ def test_record_results_is_atomic_and_idempotent(store: Store) -> None:
     assert store.lookup_results([]) == {}
 
     trial_events = events(store, "c1", "trial")
-    assert [e.data for e in trial_events] == [
+    assert [e.event.to_dict() for e in trial_events] == [
         {"type": "trial", "key": a, "trial": trial(0), "result": result(a), "cached": False},
         {"type": "trial", "key": b, "trial": trial(1), "result": result(b), "cached": True},
     ]
-    assert [e.data for e in events(store, "c1", "progress")] == [
+    assert [e.event for e in trial_events] == [
+        TrialEvent(a, trial(0), result(a), cached=False),
+        TrialEvent(b, trial(1), result(b), cached=True),
+    ]
+    assert [e.event.to_dict() for e in events(store, "c1", "progress")] == [
         {"type": "progress", "done": 1, "total": 3, "cached": 0, "failed": 0},
         {"type": "progress", "done": 2, "total": 3, "cached": 1, "failed": 0},
     ]
@@ -286,35 +292,84 @@ def test_campaign_results_are_paginated_in_plan_order(store: Store) -> None:
     assert store.campaign_results("unknown") == []
 
 
+def test_trial_by_key_and_done_keys(store: Store) -> None:
+    keys = with_trials(store, 5)
+    assert store.done_keys("c1") == set()
+    store.mark_running("c1", keys[:2])
+    store.record_results("c1", [ResultItem(k, result(k)) for k in (keys[1], keys[3])])
+    assert store.done_keys("c1") == {keys[1], keys[3]}
+    assert store.done_keys("unknown") == set()
+    row = store.trial("c1", keys[1])
+    assert row is not None
+    assert (row.key, row.index, row.round, row.state, row.attempts, row.trial) == (
+        keys[1], 1, 0, TrialState.DONE, 1, trial(1)
+    )
+    pending = store.trial("c1", keys[4])
+    assert pending is not None and (pending.state, pending.attempts) == (TrialState.PENDING, 0)
+    assert store.trial("c1", "no-such-key") is None
+    assert store.trial("unknown", keys[1]) is None
+    assert store.trial("c1", keys[0]) == {r.key: r for r in store.trials("c1")}[keys[0]]
+
+
+def test_campaign_results_page_reads_no_full_trial_list(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = with_trials(store, 8)
+    store.record_results("c1", [ResultItem(k, result(k)) for k in reversed(keys[2:7])])
+
+    def scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("campaign_results must not scan every trial of the campaign")
+
+    monkeypatch.setattr(store, "trials", scan)
+    [(row, res)] = store.campaign_results("c1", 1, 1)
+    assert (row.key, row.index, row.state, res) == (keys[3], 3, TrialState.DONE, result(keys[3]))
+    assert [r.key for r, _ in store.campaign_results("c1", 3)] == keys[5:7]
+
+
 # --- events --------------------------------------------------------------------------
+def test_every_event_type_round_trips_through_the_store(store: Store) -> None:
+    store.create_campaign(campaign())
+    written = [
+        StateEvent(RUNNING, "started"),
+        ProgressEvent(done=3, total=10, cached=1, failed=2),
+        TrialEvent("k1", trial(1), result("k1"), cached=True),
+        LogEvent("shard retried", level="warning"),
+    ]
+    for event in written:
+        store.append_event("c1", event)
+    assert [e.event for e in events(store, "c1")][1:] == written
+
+
 def test_events_after_a_cursor_resume_without_gaps_or_duplicates(store: Store) -> None:
     store.create_campaign(campaign("c1"))
     store.create_campaign(campaign("c2"))
     for i in range(10):
-        store.append_event("c1", {"type": "log", "n": i})
-        store.append_event("c2", {"type": "log", "n": -i})
+        store.append_event("c1", LogEvent(str(i)))
+        store.append_event("c2", LogEvent(str(-i)))
 
     seen: list[int] = []
     cursor = ""
     while page := store.read_events("c1", after=cursor, limit=3):
         assert len(page) <= 3
-        seen += [e.data.get("n", -1) for e in page]
+        seen += [int(e.event.message) if isinstance(e.event, LogEvent) else -1 for e in page]
         cursor = page[-1].cursor
     assert seen == [-1, *range(10)]  # the creation's state event first
     assert store.read_events("c1", after=cursor) == []
 
-    last = store.append_event("c1", {"type": "log", "n": 10})
+    last = store.append_event("c1", LogEvent("10", level="warning"))
     [event] = store.read_events("c1", after=cursor)
-    assert (event.cursor, event.data) == (last, {"type": "log", "n": 10})
+    assert (event.cursor, event.event) == (last, LogEvent("10", level="warning"))
     assert event.time == pytest.approx(time.time(), abs=5)
-    with pytest.raises(SpecError):
+    with pytest.raises(ArgumentError) as bad:
         store.read_events("c1", after="not a cursor")
+    assert not isinstance(bad.value, SpecError)
+    assert (bad.value.code, bad.value.argument) == ("INVALID_ARGUMENT", "cursor")
 
 
 def test_read_events_waits_for_an_event_from_another_thread(store: Store) -> None:
     store.create_campaign(campaign())
     [created] = store.read_events("c1")
-    timer = threading.Timer(0.3, store.append_event, ("c1", {"type": "log", "n": 1}))
+    timer = threading.Timer(0.3, store.append_event, ("c1", LogEvent("1")))
     started = time.monotonic()
     timer.start()
     try:
@@ -322,7 +377,7 @@ def test_read_events_waits_for_an_event_from_another_thread(store: Store) -> Non
     finally:
         timer.join()
     elapsed = time.monotonic() - started
-    assert [e.data for e in page] == [{"type": "log", "n": 1}]
+    assert [e.event for e in page] == [LogEvent("1")]
     assert 0.2 <= elapsed < 2.0
 
 
@@ -358,9 +413,9 @@ def test_concurrent_recording_of_overlapping_keys(open_backend: StoreFactory) ->
         thread.join()
 
     assert sum(recorded) == len(keys)
-    assert sorted(e.data["key"] for e in events(store, "c1", "trial")) == keys
+    assert sorted(e.event.to_dict()["key"] for e in events(store, "c1", "trial")) == keys
     assert counters(store) == (60, 60, 0, 0)
-    assert events(store, "c1", "progress")[-1].data["done"] == 60
+    assert events(store, "c1", "progress")[-1].event.to_dict()["done"] == 60
 
 
 def test_reopened_store_sees_everything(open_backend: StoreFactory) -> None:
@@ -383,7 +438,7 @@ def test_reopened_store_sees_everything(open_backend: StoreFactory) -> None:
     assert second.reset_running("c1") == 2
     assert second.lookup_results(keys) == {keys[0]: result(keys[0])}
     assert events(second, "c1") == before
-    cursor = second.append_event("c1", {"type": "log"})
+    cursor = second.append_event("c1", LogEvent("after reopening"))
     assert [e.cursor for e in second.read_events("c1", after=before[-1].cursor)] == [cursor]
 
 
@@ -422,9 +477,11 @@ def test_kill_9_mid_write_leaves_a_consistent_store(
     done_keys = [r.key for r in after.trials("c1", [TrialState.DONE])]
     assert len(done_keys) == done
     assert sorted(after.lookup_results(keys)) == sorted(done_keys)
-    assert sorted(e.data["key"] for e in events(after, "c1", "trial")) == sorted(done_keys)
+    trial_keys = sorted(e.event.to_dict()["key"] for e in events(after, "c1", "trial"))
+    assert trial_keys == sorted(done_keys)
     progress = events(after, "c1", "progress")
-    assert progress[-1].data["done"] == done and len(progress) == done // 2
+    assert progress[-1].event.to_dict()["done"] == done and len(progress) == done // 2
+    assert after.done_keys("c1") == set(done_keys)
 
 
 # --- backend specifics ---------------------------------------------------------------
@@ -444,6 +501,7 @@ def test_redis_keys_live_under_the_prefix(redis_base_url: str, redis_url: str) -
                 "campaign:c1:events",
                 "campaign:c1:trials",
                 "campaign:c1:trial_data",
+                "campaign:c1:done",
                 "campaigns",
                 "owner:alice",
                 "active",

@@ -76,5 +76,7 @@ def cli(*args: str, address: str | None = None, check: bool = True,
     proc = subprocess.run([sys.executable, "-m", "faultlab.client.cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"faultlab {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"faultlab {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

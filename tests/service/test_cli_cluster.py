@@ -52,14 +52,16 @@ def test_cli_workflow(serve: ServeProcess, tmp_path: Path) -> None:
     cli("results", campaign_id, "--format", "csv", "-o", str(csv_file), address=serve.address)
     parquet = tmp_path / "r.parquet"
     cli("results", campaign_id, "--format", "parquet", "-o", str(parquet), address=serve.address)
-    assert pd.read_parquet(parquet).equals(pd.read_csv(csv_file)) or len(pd.read_parquet(parquet)) == len(pd.read_csv(csv_file))
+    from_parquet, from_csv = pd.read_parquet(parquet), pd.read_csv(csv_file)
+    assert from_parquet.equals(from_csv) or len(from_parquet) == len(from_csv)
     trials = json.loads(cli("results", campaign_id, "--table", "trials", "--format", "json",
                             address=serve.address).stdout)
     assert len(trials) == 30
 
     events = [json.loads(line) for line in
               cli("events", campaign_id, address=serve.address).stdout.splitlines()]
-    assert [e["state"] for e in events if e["type"] == "state"] == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    states = [e["state"] for e in events if e["type"] == "state"]
+    assert states == ["QUEUED", "RUNNING", "SUCCEEDED"]
 
     replay = cli("replay", campaign_id, trials[0]["key"], address=serve.address)
     assert json.loads(replay.stdout)["identical"] is True
@@ -71,7 +73,8 @@ def test_cli_workflow(serve: ServeProcess, tmp_path: Path) -> None:
 def test_cli_cancel(serve: ServeProcess, tmp_path: Path) -> None:
     spec_file = tmp_path / "big.yaml"
     spec_file.write_text(yaml.safe_dump(fault_spec(trials=5000, seed=8, size=200)))
-    campaign_id = cli("submit", str(spec_file), address=serve.address).stdout.strip().splitlines()[-1]
+    submitted = cli("submit", str(spec_file), address=serve.address)
+    campaign_id = submitted.stdout.strip().splitlines()[-1]
     out = cli("cancel", campaign_id, address=serve.address).stdout
     assert "CANCELLED" in out
     assert "CANCELLED" in cli("status", campaign_id, address=serve.address).stdout
@@ -85,7 +88,9 @@ def test_cli_cancel(serve: ServeProcess, tmp_path: Path) -> None:
         (["results", "nope", "--format", "json"], 3, "not found"),
     ],
 )
-def test_cli_errors_are_one_line(serve: ServeProcess, args: list[str], code: int, needle: str) -> None:
+def test_cli_errors_are_one_line(
+    serve: ServeProcess, args: list[str], code: int, needle: str
+) -> None:
     proc = cli(*args, address=serve.address, check=False)
     assert proc.returncode == code
     lines = proc.stderr.strip().splitlines()

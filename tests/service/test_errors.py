@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from faultlab import (
+    ArgumentError,
     Client,
     NotFoundError,
     SpecError,
@@ -144,10 +145,43 @@ def test_tokens_and_tenants(server_factory, sqlite_url) -> None:  # type: ignore
         anon.list()
     with Client(server.address, token="wrong") as bad, pytest.raises(UnauthenticatedError):
         bad.list()
-    with Client(server.address, token="tok-a") as alice, Client(server.address, token="tok-b") as bob:
+    with (
+        Client(server.address, token="tok-a") as alice,
+        Client(server.address, token="tok-b") as bob,
+    ):
         job = alice.submit(fault_spec(trials=4, seed=77))
         assert job.status().owner == "alice"
         with pytest.raises(NotFoundError):
             bob.get(job.id)
         assert bob.list() == []
+        job.wait()
+
+
+def test_error_data_survives_the_wire(server) -> None:  # type: ignore[no-untyped-def]
+    with Client(server.address) as c:
+        # The SDK cannot check layer names (no model here): the server's SpecError comes back
+        # whole, with its allowed values.
+        with pytest.raises(SpecError) as bad:
+            c.submit(json.loads(_with(faults__layers=["conv9"])))
+        assert bad.value.field == "faults.layers"
+        assert bad.value.allowed is not None and "conv1" in bad.value.allowed
+        with pytest.raises(NotFoundError) as missing:
+            c.get("deadbeef")
+        assert (missing.value.what, missing.value.id) == ("campaign", "deadbeef")
+
+
+def test_bad_page_token_and_cursor_are_argument_errors(server) -> None:  # type: ignore[no-untyped-def]
+    with Client(server.address) as c:
+        with pytest.raises(ArgumentError) as token:
+            c._call(c._stub.ListCampaigns, pb.ListCampaignsRequest(page_token="bogus"))
+        assert not isinstance(token.value, SpecError)
+        assert (token.value.code, token.value.argument) == ("INVALID_ARGUMENT", "page_token")
+        job = c.submit(fault_spec(trials=4, seed=5))
+        with pytest.raises(ArgumentError) as cursor:
+            list(job.events(cursor="not-a-cursor"))
+        assert not isinstance(cursor.value, SpecError) and cursor.value.argument == "cursor"
+        with pytest.raises(ArgumentError) as page:
+            c._call(c._stub.GetResults,
+                    pb.GetResultsRequest(campaign_id=job.id, page_token="-3"))
+        assert page.value.argument == "page_token"
         job.wait()

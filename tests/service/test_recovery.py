@@ -48,6 +48,7 @@ def test_kill9_recovery(tmp_path: Path) -> None:
     assert len(trial_events) == 600 and set(trial_events.values()) == {1}
     logs = [e.data["message"] for e in events if e.type == "log"]
     assert any("coordinator restarted" in m for m in logs)
-    computed = [int(m.group(1)) for m in (re.search(r"computed (\d+) trials", x) for x in logs) if m]
+    matches = (re.search(r"computed (\d+) trials", line) for line in logs)
+    computed = [int(m.group(1)) for m in matches if m]
     # Only the trials missing at the kill were computed after the restart.
     assert computed[-1] == 600 - len(done_before)

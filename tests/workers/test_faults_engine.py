@@ -4,6 +4,7 @@ adaptive stopping, GNN campaigns, mitigation A/B and spec errors that need the m
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ def _spec(faults: dict[str, Any], model: str = "digits_cnn", dataset: str = "dig
 
 
 def test_demo_example_spec_is_valid_and_small() -> None:
-    spec = parse_spec("examples/fault-digits.yaml")
+    spec = parse_spec(Path("examples/fault-digits.yaml"))
     assert spec.kind == "faults"
     ENGINE.validate(spec)
 

@@ -8,13 +8,13 @@ import torch
 
 from faultlab.workers.faults.formats import raw_view
 from faultlab.workers.faults.inject import Injector
-from faultlab.workers.faults.models import get_fault_model
+from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.sites import dynamic_sites, parameter_sites
 from faultlab.workers.faults.suffix import SuffixRunner
 from faultlab.workers.zoo import model_digest
 from tests.workers.fault_toys import Shared, TinyResNet
 
-BITFLIP = get_fault_model("bitflip")
+BITFLIP = FAULT_MODELS.get("bitflip").impl()
 
 
 def _sites(model, target, x, per_sample=True):
@@ -117,7 +117,7 @@ def test_messagepassing_message_and_aggregate_hooks() -> None:
         golden_agg = seen["agg"]
         edge = 5
         fault = {"site": "conv1:message#0", "index": edge * hidden + 1}
-        inj = Injector(model, [fault], msg, get_fault_model("zero"), per_sample=False)
+        inj = Injector(model, [fault], msg, FAULT_MODELS.get("zero").impl(), per_sample=False)
         with inj:
             inj.reset_calls()
             run()
@@ -196,7 +196,8 @@ def test_suffix_reexecution_is_bit_identical_to_the_full_forward() -> None:
     # the faulted layer's predecessors are never recomputed
     prog = runner.program("fc", "weight")
     assert prog is not None and not any(
-        n.op == "call_module" and n.target.startswith(("stem", "conv")) for n in prog.module.graph.nodes
+        n.op == "call_module" and n.target.startswith(("stem", "conv"))
+        for n in prog.module.graph.nodes
     )
 
 

@@ -113,7 +113,8 @@ def test_bad_dataset_options_name_the_field() -> None:
     assert err.value.field == "dataset.options.test_fraction"
     with pytest.raises(SpecError) as err:
         load_dataset(dataset_spec("sbm", colour="red"))
-    assert err.value.field == "dataset.options"
+    assert err.value.field == "dataset.options.colour"  # the unknown option, by name
+    assert "unknown parameter" in err.value.problem
 
 
 @pytest.mark.parametrize("name", GRAPH_MODELS)
@@ -179,7 +180,9 @@ def test_deep_gcn_builds_with_and_without_skip(skip: bool, sbm: GraphData) -> No
     [({"depth": 1}, "model.options.depth"), ({"depth": 33}, "model.options.depth"),
      ({"skip": "yes"}, "model.options.skip"), ({"dropout": 1.0}, "model.options.dropout")],
 )
-def test_deep_gcn_rejects_bad_options(options: dict[str, object], field: str, sbm: GraphData) -> None:
+def test_deep_gcn_rejects_bad_options(
+    options: dict[str, object], field: str, sbm: GraphData
+) -> None:
     with pytest.raises(SpecError) as err:
         build_model(model_spec("deep_gcn", **options), sbm)
     assert err.value.field == field

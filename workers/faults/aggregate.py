@@ -78,7 +78,8 @@ def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
             rows.append({
                 **base, "mitigation": name, "outcome": r["outcome"],
                 "accuracy": r.get("accuracy", math.nan),
-                "sdc_inputs": r.get("sdc_inputs", 0), "critical_inputs": r.get("critical_inputs", 0),
+                "sdc_inputs": r.get("sdc_inputs", 0),
+                "critical_inputs": r.get("critical_inputs", 0),
                 "inputs": r.get("inputs", 0), "nodes_affected": r.get("nodes_affected", math.nan),
                 "forward_seconds": r.get("forward_seconds", math.nan),
                 "critical_by_degree": r.get("critical_by_degree"),
@@ -151,6 +152,7 @@ def mitigation_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams
         base = rate_columns(group[group["mitigation"] == "none"], populations, weighted,
                             params.confidence)
         none = group[group["mitigation"] == "none"].reset_index(drop=True)
+        arms = overhead.get(wl, {}).get(dtype, {})
         for mit in [m.name for m in params.mitigations]:
             g = group[group["mitigation"] == mit].reset_index(drop=True)
             if g.empty:
@@ -172,16 +174,27 @@ def mitigation_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams
                 "failure_rate_none": base["failure_rate"], "failure_rate": r["failure_rate"],
                 "failure_ci_low": r["failure_ci_low"], "failure_ci_high": r["failure_ci_high"],
                 "failure_reduction": _reduction(base["failure_rate"], r["failure_rate"]),
-                "critical_sdc_reduction": _reduction(base["critical_sdc_rate"], r["critical_sdc_rate"]),
+                "critical_sdc_reduction": _reduction(base["critical_sdc_rate"],
+                                                     r["critical_sdc_rate"]),
                 "sdc_reduction": _reduction(base["sdc_rate"], r["sdc_rate"]),
                 "trials_fixed": int((none_crit & ~mit_crit).sum()),
                 "trials_broken": int((~none_crit & mit_crit).sum()),
                 "sdc_trials_fixed": int((none_sdc & ~mit_sdc).sum()),
-                "golden_accuracy": overhead.get(wl, {}).get(dtype, {}).get(mit, {}).get("accuracy"),
-                "golden_accuracy_none": overhead.get(wl, {}).get(dtype, {}).get("none", {}).get("accuracy"),
-                "overhead": overhead.get(wl, {}).get(dtype, {}).get(mit, {}).get("overhead"),
+                "golden_accuracy": arms.get(mit, {}).get("accuracy"),
+                "golden_accuracy_none": arms.get("none", {}).get("accuracy"),
+                "overhead": arms.get(mit, {}).get("overhead"),
             })
     return pd.DataFrame(rows)
+
+
+def nodes_affected_table(base: pd.DataFrame) -> pd.DataFrame:
+    """Mean, median and max of the graph nodes a fault changed, per workload and dtype."""
+    return (
+        base.groupby(["workload", "dtype"])["nodes_affected"]
+        .agg(["mean", "median", "max"]).reset_index()
+        .rename(columns={"mean": "nodes_affected_mean", "median": "nodes_affected_median",
+                         "max": "nodes_affected_max"})
+    )
 
 
 def _reduction(before: float, after: float) -> float:

@@ -24,34 +24,24 @@ from torch import nn
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.report import Report
-from faultlab.spec import CampaignSpec, DatasetSpec, ModelSpec
-from faultlab.version import code_version
+from faultlab.spec import CampaignSpec
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.faults import aggregate as agg
-from faultlab.workers.faults.mitigations import get_mitigation
-from faultlab.workers.faults.models import get_fault_model
-from faultlab.workers.faults.params import FaultParams
+from faultlab.workers.faults.loading import (
+    check_target,
+    discover_sites,
+    load_workload,
+    select_sites,
+    workload_pairs,
+)
+from faultlab.workers.faults.mitigations import MITIGATIONS
+from faultlab.workers.faults.models import FAULT_MODELS
+from faultlab.workers.faults.params import DtypeName, FaultParams
 from faultlab.workers.faults.planning import plan_round, strata
-from faultlab.workers.faults.sites import (
-    SiteInfo,
-    dynamic_sites,
-    edge_index_site,
-    eligible_by_default,
-    is_message_passing,
-    parameter_names,
-    parameter_sites,
-)
+from faultlab.workers.faults.sites import is_message_passing
 from faultlab.workers.faults.workload import CHUNK, Workload, cast_inputs, convert
-from faultlab.workers.zoo import (
-    GraphData,
-    ImageData,
-    build_model,
-    load_dataset,
-    trained_model,
-)
+from faultlab.workers.zoo import GraphData, ImageData
 from faultlab.workers.zoo.training import forward_batches
-
-GRAPH_TARGETS = frozenset({"embedding", "message", "aggregation", "edge_index", "edge_weight"})
 
 
 @dataclass
@@ -62,119 +52,19 @@ class FaultContext:
     workloads: dict[str, Workload]
 
 
-def _pairs(spec: CampaignSpec) -> list[tuple[str, ModelSpec, DatasetSpec, str, str]]:
-    """``(workload name, model, dataset, model field, dataset field)`` of the cross product."""
-    params: FaultParams = spec.params  # type: ignore[assignment]
-    models = [(spec.model, "model")] + [
-        (m, f"faults.compare_models[{i}]") for i, m in enumerate(params.compare_models)
-    ]
-    datasets = [(spec.dataset, "dataset")] + [
-        (d, f"faults.compare_datasets[{i}]") for i, d in enumerate(params.compare_datasets)
-    ]
-    out = []
-    seen: dict[str, int] = {}
-    for m, mfield in models:
-        for d, dfield in datasets:
-            label = m.name
-            arch = {k: v for k, v in sorted(m.options.items()) if k not in ("epochs", "lr")}
-            if arch:
-                label += "(" + ",".join(f"{k}={v}" for k, v in arch.items()) + ")"
-            if m.transforms:
-                label += "+" + "+".join(t.name for t in m.transforms)
-            name = f"{label}@{d.name}"
-            seen[name] = seen.get(name, 0) + 1
-            if seen[name] > 1:
-                name = f"{name}#{seen[name]}"
-            out.append((name, m, d, mfield, dfield))
-    return out
+class FaultEngine(Engine[FaultParams]):
+    """Fault-injection campaigns (see the module docstring)."""
 
-
-def _reraise(exc: SpecError, field: str, default: str) -> SpecError:
-    if field == default or not exc.field.startswith(default):
-        return exc
-    return SpecError(field + exc.field[len(default):], exc.problem, exc.allowed)
-
-
-def _load(m: ModelSpec, d: DatasetSpec, mfield: str, dfield: str, trained: bool
-          ) -> tuple[nn.Module, ImageData | GraphData, str]:
-    try:
-        data = load_dataset(d)
-    except SpecError as exc:
-        raise _reraise(exc, dfield, "dataset") from None
-    try:
-        if trained or m.transforms:
-            model, model_digest = trained_model(m, data)
-        else:
-            model, model_digest = build_model(m, data).eval(), ""
-    except SpecError as exc:
-        raise _reraise(exc, mfield, "model") from None
-    return model, data, model_digest
-
-
-def discover_sites(
-    model: nn.Module, params: FaultParams, dtype: str, args: list[tuple[Any, ...]], kind: str
-) -> list[SiteInfo]:
-    """Every site of the campaign's target in ``model`` (running one forward if needed)."""
-    target = params.target
-    if target in ("weight", "bias"):
-        return parameter_sites(model, target, int8=dtype == "int8")
-    if target == "edge_index":
-        return [edge_index_site(args[0][1])] if kind == "graph" else []
-
-    def run() -> None:
-        for a in args:
-            model(*a)
-
-    return dynamic_sites(model, target, run, per_sample=kind == "image")
-
-
-def select_sites(
-    sites: list[SiteInfo], params: FaultParams, model: nn.Module, workload: str
-) -> list[SiteInfo]:
-    """The sites named by ``faults.layers`` (default: every eligible one)."""
-    if not params.layers:
-        chosen = [s for s in sites if eligible_by_default(s)]
-    else:
-        chosen = []
-        for name in params.layers:
-            hits = [s for s in sites if name in (s.module, s.name, s.name.split("#")[0])]
-            if not hits:
-                valid = sorted({s.module for s in sites if s.module} | {s.name for s in sites})
-                if params.target in ("weight", "bias"):
-                    valid = sorted(set(valid) | set(parameter_names(model, params.target)))
-                close = difflib.get_close_matches(name, valid, n=6, cutoff=0.4) or valid[:12]
-                raise SpecError(
-                    "faults.layers",
-                    f"unknown layer {name!r} for target {params.target!r} in {workload}"
-                    f" ({len(valid)} valid names)",
-                    close,
-                )
-            chosen += [h for h in hits if h not in chosen]
-    return chosen
-
-
-def _check_target(params: FaultParams, model: nn.Module, kind: str, workload: str) -> None:
-    if params.target in GRAPH_TARGETS:
-        if kind != "graph":
-            raise SpecError("faults.target", f"{params.target!r} needs a graph model; "
-                            f"{workload} is an image workload", ["weight", "bias", "activation"])
-        if params.target != "edge_index" and not any(
-            is_message_passing(m) for m in model.modules()
-        ):
-            raise SpecError("faults.target", f"{workload} has no MessagePassing layer",
-                            ["weight", "bias", "activation", "edge_index"])
-
-
-class FaultEngine(Engine):
     kind = "faults"
-    version = "faults-1"
+    version = "1"
+    params_type = FaultParams
 
     # -- validate -------------------------------------------------------------------------
     def validate(self, spec: CampaignSpec) -> None:
-        params: FaultParams = spec.params  # type: ignore[assignment]
-        for name, m, d, mfield, dfield in _pairs(spec):
-            model, data, _ = _load(m, d, mfield, dfield, trained=False)
-            _check_target(params, model, data.kind, name)
+        params = self.params(spec)
+        for name, m, d, mfield, dfield in workload_pairs(spec, params):
+            model, data, _ = load_workload(m, d, mfield, dfield, trained=False)
+            check_target(params, model, data.kind, name)
             args, _, _ = forward_batches(data, "test", 2, CHUNK)
             for dtype in params.dtypes:
                 if dtype in ("fp16", "bf16"):
@@ -192,7 +82,7 @@ class FaultEngine(Engine):
                 if not chosen:
                     raise SpecError("faults.layers", f"no {params.target} sites in {name}")
             for i, mit in enumerate(params.mitigations):
-                m_obj = get_mitigation(mit.name, f"faults.mitigations[{i}]")
+                m_obj = MITIGATIONS.get(mit.name, f"faults.mitigations[{i}].name").impl()
                 names = dict(model.named_modules())
                 for layer in mit.layers:
                     if layer not in names:
@@ -209,13 +99,12 @@ class FaultEngine(Engine):
 
     # -- prepare --------------------------------------------------------------------------
     def prepare(self, spec: CampaignSpec) -> Prepared:
-        self.validate(spec)
-        params: FaultParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         workloads: dict[str, Workload] = {}
         wl_meta: list[dict[str, Any]] = []
         overhead: dict[str, Any] = {}
-        for name, m, d, mfield, dfield in _pairs(spec):
-            model, data, model_digest = _load(m, d, mfield, dfield, trained=True)
+        for name, m, d, mfield, dfield in workload_pairs(spec, params):
+            model, data, model_digest = load_workload(m, d, mfield, dfield, trained=True)
             args, eval_ids, labels = forward_batches(data, d.split, d.size, CHUNK)
             wl = Workload(name, data.kind, {}, {}, eval_ids, labels)
             for dtype in params.dtypes:
@@ -265,10 +154,10 @@ class FaultEngine(Engine):
         for dtype in params.dtypes:
             model = wl.models[dtype]
             for mit in params.mitigations:
-                m_obj = get_mitigation(mit.name)
+                m_obj = MITIGATIONS.get(mit.name).impl()
                 layers = list(mit.layers) or m_obj.default_layers(model)
 
-                def forward(model: nn.Module = model, dtype: str = dtype) -> None:
+                def forward(model: nn.Module = model, dtype: DtypeName = dtype) -> None:
                     for a in profile_args[dtype]:
                         model(*a)
 
@@ -288,12 +177,12 @@ class FaultEngine(Engine):
 
     # -- plan -----------------------------------------------------------------------------
     def max_rounds(self, spec: CampaignSpec) -> int | None:
-        params: FaultParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         return None if params.sampling == "adaptive" else 1
 
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
              previous: list[TrialRecord]) -> list[dict[str, Any]]:
-        params: FaultParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         return plan_round(params, spec.seed, meta, round_index,
                           [(r.trial, r.result) for r in previous], spec.execution.max_trials)
 
@@ -315,31 +204,24 @@ class FaultEngine(Engine):
     def _arm(ctx: FaultContext, trial: dict[str, Any], variant: str) -> dict[str, Any]:
         """One arm (no mitigation, or one mitigation) of a trial: inject, run, classify."""
         wl = ctx.workloads[trial["workload"]]
-        fm = get_fault_model(trial["fault_model"])
+        fm = FAULT_MODELS.get(trial["fault_model"]).impl()
         dtype = trial["dtype"]
         return wl.classify(
             dtype, variant, lambda: wl.faulty_output(dtype, variant, trial["faults"], fm),
             ctx.params.sdc_tolerance,
         )
 
-    def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
-        return _strip(stored) == _strip(replayed)
-
     # -- aggregate ------------------------------------------------------------------------
     def aggregate(self, spec: CampaignSpec, meta: dict[str, Any],
                   records: list[TrialRecord]) -> Report:
-        params: FaultParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         weighted = params.sampling != "uniform"
         pops = agg.populations_of(strata(params, meta))
         df = agg.trial_frame([(r.trial, r.result) for r in records])
-        provenance = {
-            "spec_hash": spec.spec_hash, "code_version": code_version(), "seed": spec.seed,
-            "engine_version": self.version, "model_digest": meta["model_digest"],
-            "dataset_digest": meta["dataset_digest"],
-            "workloads": {w["name"]: {"model_digest": w["model_digest"],
-                                      "dataset_digest": w["dataset_digest"]}
-                          for w in meta["workloads"]},
-        }
+        provenance = self.provenance(spec, meta, workloads={
+            w["name"]: {"model_digest": w["model_digest"], "dataset_digest": w["dataset_digest"]}
+            for w in meta["workloads"]
+        })
         if df.empty:
             return Report(kind=self.kind, summary={"trials": 0}, primary="per_layer",
                           provenance=provenance)
@@ -367,12 +249,7 @@ class FaultEngine(Engine):
         if not deg.empty:
             tables["by_degree"] = deg
         if "nodes_affected" in base and base["nodes_affected"].notna().any():
-            tables["nodes_affected"] = (
-                base.groupby(["workload", "dtype"])["nodes_affected"]
-                .agg(["mean", "median", "max"]).reset_index()
-                .rename(columns={"mean": "nodes_affected_mean", "median": "nodes_affected_median",
-                                 "max": "nodes_affected_max"})
-            )
+            tables["nodes_affected"] = agg.nodes_affected_table(base)
         overall = agg.rate_columns(base, pops, weighted, conf)
         summary: dict[str, Any] = {
             "trials": int(len(base)),
@@ -390,12 +267,6 @@ class FaultEngine(Engine):
             summary["population"] = None
         return Report(kind=self.kind, summary=summary, tables=tables, primary="per_layer",
                       provenance=provenance)
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if not str(k).endswith("_seconds")}
-    return value
 
 
 def _latency(wl: Workload, dtype: str, variants: list[str], repeats: int = 7) -> dict[str, float]:

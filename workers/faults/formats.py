@@ -64,7 +64,9 @@ def read_bits(raw: torch.Tensor, index: int, width: int, signed: bool = True) ->
     return to_unsigned(value, width) if signed else value
 
 
-def write_bits(raw: torch.Tensor, index: int, pattern: int, width: int, signed: bool = True) -> None:
+def write_bits(
+    raw: torch.Tensor, index: int, pattern: int, width: int, signed: bool = True
+) -> None:
     """Stores the unsigned bit pattern ``pattern`` at ``index`` of a raw view."""
     raw[index] = to_signed(pattern, width) if signed else pattern & ((1 << width) - 1)
 

@@ -22,21 +22,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from faultlab.errors import SpecError
+from faultlab.registry import Registry
 from faultlab.spec import DatasetSpec, ModelSpec, StrictModel
-
-#: Registered fault models (``workers/faults/models/``; a test keeps the two in step).
-FAULT_MODELS: tuple[str, ...] = (
-    "bitflip",
-    "multi_bitflip",
-    "adjacent_bitflip",
-    "stuck_at_0",
-    "stuck_at_1",
-    "random_value",
-    "zero",
-)
-
-#: Registered mitigations (``workers/faults/mitigations/``).
-MITIGATIONS: tuple[str, ...] = ("ranger", "clipping", "gnn_bound")
 
 #: Where a fault lands.
 Target = Literal[
@@ -53,9 +40,20 @@ _ALL_KEYS: tuple[StratumKey, ...] = ("layer", "bit", "dtype")
 #: int8 is the stored integer of a model quantized with scale and zero point).
 DTYPE_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 
-#: Fault models that pick their own bit(s) (``bit`` is not a stratum for them).
+#: Fault models that pick their own bit(s) (``bit`` is not a stratum for them); names, not the
+#: registry, so that checking a spec needs no torch (a test keeps them in step with the models).
 BITLESS_MODELS = frozenset({"random_value", "zero"})
 MULTI_BIT_MODELS = frozenset({"multi_bitflip", "adjacent_bitflip"})
+
+
+def _registered(registry: Registry[Any], name: str) -> str:
+    """``name`` if ``registry`` holds it; a ValueError listing the allowed names otherwise (the
+    spec parser names the field). Registries are read lazily: they import torch, and a spec
+    that keeps the default fault model and no mitigation is parsed without it."""
+    if name not in registry:
+        allowed = ", ".join(registry.names())
+        raise ValueError(f"unknown {registry.family} {name!r}; allowed: {allowed}")
+    return name
 
 
 class MitigationSpec(StrictModel):
@@ -71,9 +69,9 @@ class MitigationSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in MITIGATIONS:
-            raise ValueError(f"unknown mitigation {v!r}; allowed: {', '.join(MITIGATIONS)}")
-        return v
+        from faultlab.workers.faults.mitigations import MITIGATIONS
+
+        return _registered(MITIGATIONS, v)
 
 
 class FaultParams(StrictModel):
@@ -111,7 +109,8 @@ class FaultParams(StrictModel):
     trials: int | None = Field(None, ge=1, le=100_000_000)
     """Total trials for ``uniform`` sampling (required there); a cap per stratum otherwise."""
     stratify: list[StratumKey] = Field(default_factory=lambda: list(_ALL_KEYS), max_length=3)
-    """Strata of ``stratified``/``adaptive`` sampling (workload — model × dataset — always is one)."""
+    """Strata of ``stratified``/``adaptive`` sampling (workload — model × dataset — always is
+    one)."""
     margin: float = Field(0.05, gt=0.0, le=0.5)
     """Target half-width of each stratum's confidence interval (0 < margin ≤ 0.5)."""
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
@@ -144,9 +143,9 @@ class FaultParams(StrictModel):
     @field_validator("fault_model")
     @classmethod
     def _fault_model_known(cls, v: str) -> str:
-        if v not in FAULT_MODELS:
-            raise ValueError(f"unknown fault model {v!r}; allowed: {', '.join(FAULT_MODELS)}")
-        return v
+        from faultlab.workers.faults.models import FAULT_MODELS
+
+        return _registered(FAULT_MODELS, v)
 
     @model_validator(mode="after")
     def _consistent(self) -> FaultParams:
@@ -169,13 +168,17 @@ class FaultParams(StrictModel):
                 )
         if self.ber is not None:
             if self.bits is not None:
-                raise SpecError("faults.ber", "bit-error-rate mode picks its own bits; drop faults.bits")
+                raise SpecError(
+                    "faults.ber", "bit-error-rate mode picks its own bits; drop faults.bits"
+                )
             if self.fault_model != "bitflip":
                 raise SpecError("faults.ber", "bit-error-rate mode uses the bitflip model",
                                 ["bitflip"])
         if self.fault_model in MULTI_BIT_MODELS and self.bit_count > width:
-            raise SpecError("faults.bit_count", f"{self.bit_count} bits exceed the {width}-bit format",
-                            f"2..{width}")
+            raise SpecError(
+                "faults.bit_count", f"{self.bit_count} bits exceed the {width}-bit format",
+                f"2..{width}",
+            )
         if self.sampling == "uniform" and self.trials is None:
             raise SpecError("faults.trials", "is required when sampling is 'uniform'")
         if self.target in {"edge_index"} and self.dtypes != ["fp32"]:

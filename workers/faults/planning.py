@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from faultlab.errors import SpecError
-from faultlab.stats import two_sided_z
-from faultlab.workers.faults.models import DrawContext, ElementFormat, FaultModel, get_fault_model
+from faultlab.stats import two_sided_z, wilson_bounds, wilson_half_width
+from faultlab.workers.faults.models import FAULT_MODELS, DrawContext, ElementFormat, FaultModel
 from faultlab.workers.faults.params import FaultParams
 
 #: Above this many cells a stratum is sampled with replacement (collisions are negligible).
@@ -46,15 +46,6 @@ def leveugle_sample_size(
     return min(math.ceil(n - 1e-9), int(population))
 
 
-def wilson_half_width(successes: float, trials: float, z: float) -> float:
-    """Half-width of the Wilson score interval (fractional counts allowed)."""
-    if trials <= 0:
-        return 0.5
-    p = successes / trials
-    denom = 1.0 + z * z / trials
-    return z / denom * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials))
-
-
 def fpc(population: float, n: int) -> float:
     """Finite-population correction of a standard error, sampling without replacement."""
     if math.isinf(population) or population <= 1:
@@ -63,7 +54,9 @@ def fpc(population: float, n: int) -> float:
 
 
 def trials_for_margin(p_hat: float, margin: float, z: float, population: float, start: int) -> int:
-    """Smallest n ≥ ``start`` whose Wilson half-width (× FPC) at proportion ``p_hat`` is ≤ margin."""
+    """Smallest n ≥ ``start`` whose Wilson half-width (× FPC) at proportion ``p_hat`` is
+    ≤ margin."""
+
     def ok(n: int) -> bool:
         return wilson_half_width(p_hat * n, n, z) * fpc(population, n) <= margin
 
@@ -82,16 +75,6 @@ def trials_for_margin(p_hat: float, margin: float, z: float, population: float, 
     return lo
 
 
-def wilson_bounds(p: float, n_eff: float, z: float) -> tuple[float, float]:
-    """Wilson score interval at proportion ``p`` and a (possibly fractional) sample size."""
-    if n_eff <= 0 or math.isnan(p):
-        return 0.0, 1.0
-    denom = 1.0 + z * z / n_eff
-    centre = (p + z * z / (2 * n_eff)) / denom
-    half = z / denom * math.sqrt(max(p * (1 - p), 0.0) / n_eff + z * z / (4 * n_eff * n_eff))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def stratum_interval(population: float, n: int, k: int, z: float) -> tuple[float, float, float]:
     """Rate and Wilson interval of one stratum sampled without replacement: Wilson at the
     effective size ``n / fpc²``; an enumerated stratum (n = N) is exact."""
@@ -105,7 +88,9 @@ def stratum_interval(population: float, n: int, k: int, z: float) -> tuple[float
     return p, min(lo, p), max(hi, p)
 
 
-def stratified_interval(parts: list[tuple[float, int, int]], z: float) -> tuple[float, float, float]:
+def stratified_interval(
+    parts: list[tuple[float, int, int]], z: float
+) -> tuple[float, float, float]:
     """Estimate and interval of a rate over several strata ``(population N_h, trials n_h,
     failures k_h)``: ``p = Σ W_h p̂_h`` with ``W_h = N_h / Σ N``. Its variance
     ``Σ W_h² p̃_h (1 − p̃_h) / n_h · fpc_h²`` uses add-half smoothed ``p̃_h = (k_h + ½)/(n_h + 1)``
@@ -164,7 +149,7 @@ def site_bits(params: FaultParams, site: dict[str, Any], dtype: str) -> list[int
 
 def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
     """The strata of a campaign (workload always; then ``faults.stratify``), in a fixed order."""
-    model = get_fault_model(params.fault_model)
+    model = FAULT_MODELS.get(params.fault_model).impl()
     by_bit = model.per_bit and "bit" in params.stratify and params.ber is None
     by_layer = "layer" in params.stratify
     # one BER trial flips bits across all of its stratum's tensors: they must share a format
@@ -181,7 +166,9 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
                     key = f"{wl['name']}|{d}|{layer}|{'*' if bit is None else bit}"
                     st = out.setdefault(key, Stratum(key, wl["name"], d, layer, bit))
                     comp_bits = [bit] if bit is not None else bits
-                    cells = site["numel"] * (len(comp_bits) if model.per_bit and params.ber is None else 1)
+                    cells = site["numel"] * (
+                        len(comp_bits) if model.per_bit and params.ber is None else 1
+                    )
                     st.components.append(Component({**site, "dtype": dtype}, comp_bits, cells))
     for st in out.values():
         if params.ber is not None:
@@ -190,7 +177,9 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
             st.population = float(st.cells)
         else:
             choices = [model.choices(_draw_context(params, c.site, c.bits)) for c in st.components]
-            st.population = float(sum(c.cells * k for c, k in zip(st.components, choices, strict=True)))
+            st.population = float(
+                sum(c.cells * k for c, k in zip(st.components, choices, strict=True))
+            )
     return list(out.values())
 
 
@@ -283,7 +272,7 @@ def plan_round(
     previous: list[tuple[dict[str, Any], dict[str, Any]]], max_trials: int,
 ) -> list[dict[str, Any]]:
     """The trials of one planning round (``[]`` ends the campaign)."""
-    model = get_fault_model(params.fault_model)
+    model = FAULT_MODELS.get(params.fault_model).impl()
     all_strata = strata(params, meta)
     z = two_sided_z(params.confidence)
     plan: list[tuple[Stratum, int, int]] = []  # (stratum, first ordinal, count)
@@ -393,7 +382,9 @@ def _grouped_round(
     return plan
 
 
-def _uniform(params: FaultParams, spec_seed: int, all_strata: list[Stratum]) -> list[tuple[Stratum, int, int]]:
+def _uniform(
+    params: FaultParams, spec_seed: int, all_strata: list[Stratum]
+) -> list[tuple[Stratum, int, int]]:
     """PyTorchFI-style plan: ``trials`` faults uniform over the whole fault space, booked
     to the strata they fall in (ordinals continue each stratum's permutation)."""
     sizes = np.array([st.cells for st in all_strata], dtype=np.float64)

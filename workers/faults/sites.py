@@ -164,7 +164,9 @@ class _Recorder:
             if target == "activation" or (target == "embedding" and mp):
                 self.handles.append(module.register_forward_hook(self._out(mname, target)))
             elif mp and target == "message":
-                self.handles.append(module.register_message_forward_hook(self._mp(mname, "message")))
+                self.handles.append(
+                    module.register_message_forward_hook(self._mp(mname, "message"))
+                )
             elif mp and target == "aggregation":
                 self.handles.append(
                     module.register_aggregate_forward_hook(self._mp(mname, "aggregate"))

@@ -6,7 +6,9 @@ feeds the recomputed part is cached from one golden pass. For a parameter of mod
 them; a small ``GraphModule`` takes the cached boundary values as inputs and runs only the dirty
 nodes, calling the very same submodules (so in-place faults, hooks and mitigations apply).
 Everything before the faulted layer, and side branches that do not depend on it, are never
-recomputed. Models that ``torch.fx`` cannot trace fall back to the full forward.
+recomputed. An exported program (unflattened, see :mod:`faultlab.workers.zoo.sources.exported`)
+already is a graph over the original submodules and is used as it stands; models that
+``torch.fx`` cannot trace fall back to the full forward.
 """
 
 from __future__ import annotations
@@ -23,11 +25,27 @@ class _Program:
         self.boundary = boundary
 
 
+def _program_graph(model: nn.Module) -> fx.GraphModule | None:
+    """The graph of an unflattened ``torch.export`` program taking one tensor and returning
+    one (a ``GraphModule`` over the same submodules), else None."""
+    from torch.export.unflatten import UnflattenedModule
+
+    if not isinstance(model, UnflattenedModule):
+        return None
+    signature = model.module_call_graph[0].signature
+    if signature is None or (signature.in_spec.num_leaves, signature.out_spec.num_leaves) != (1, 1):
+        return None
+    graph = fx.Graph()
+    outputs = graph.graph_copy(model.graph, {})  # the flat outputs: a 1-tuple
+    graph.output(outputs[0] if isinstance(outputs, tuple | list) else outputs)
+    return fx.GraphModule(model, graph)
+
+
 class SuffixRunner:
     """Runs the part of a traced model downstream of a faulted parameter."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.traced = fx.symbolic_trace(model)
+        self.traced = _program_graph(model) or fx.symbolic_trace(model)
         self.graph = self.traced.graph
         self.nodes = list(self.graph.nodes)
         self.programs: dict[str, _Program | None] = {}

@@ -11,8 +11,6 @@ sampler; improve: one (arm, repetition) DAIC cycle each — every trial carrying
 
 from __future__ import annotations
 
-import io
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,31 +25,28 @@ from faultlab.hashing import digest
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec, ModelSpec
 from faultlab.stats import rate_with_ci
-from faultlab.version import code_version
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.sampling import evaluation
 from faultlab.workers.sampling.improve import batched_logits, run_cycle
 from faultlab.workers.sampling.operational import (
-    PoolPlan,
     build_pool,
     plan_pool,
     training_data,
 )
-from faultlab.workers.sampling.oracles import ScoringContext, score_oracle
+from faultlab.workers.sampling.oracles import ScoringContext
 from faultlab.workers.sampling.params import OracleSettings, SamplerSpec, SamplingParams
 from faultlab.workers.sampling.samplers import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
-    OracleScores,
-    run_sampler,
 )
 from faultlab.workers.sampling.samplers.base import summary
-from faultlab.workers.zoo import ImageData, build_model, faultlab_home, load_dataset, trained_model
+from faultlab.workers.sampling.scoring import cached_scores, oracle_quality, pool_composition
+from faultlab.workers.zoo import ImageData, build_model, load_dataset, trained_model
 from faultlab.workers.zoo.registry import tensors_digest
 
 #: The control arm of improve campaigns: the same labels spent on random inputs.
 CONTROL = SamplerSpec(name="srs", label="control(srs)")
-
 
 @dataclass
 class SamplingContext:
@@ -79,13 +74,6 @@ def _seed(*parts: Any) -> int:
     return int(digest(list(parts))[:15], 16)
 
 
-def _params(spec: CampaignSpec) -> SamplingParams:
-    params = spec.params
-    if not isinstance(params, SamplingParams):
-        raise SpecError("sampling", "is not a sampling section")
-    return params
-
-
 def _image_data(spec: CampaignSpec) -> ImageData:
     data = load_dataset(spec.dataset)
     if not isinstance(data, ImageData):
@@ -101,14 +89,15 @@ def _improve_split(size: int, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(order[count:]), np.sort(order[:count])
 
 
-class SamplingEngine(Engine):
+class SamplingEngine(Engine[SamplingParams]):
     """Operational-accuracy sampling (DAIC): assess, replay and improve."""
 
     kind = "sampling"
     version = "1"
+    params_type = SamplingParams
 
     def validate(self, spec: CampaignSpec) -> None:
-        params = _params(spec)
+        params = self.params(spec)
         data = _image_data(spec)
         plan = plan_pool(params.pool, spec.dataset, data, spec.seed)
         size = plan.size
@@ -147,7 +136,7 @@ class SamplingEngine(Engine):
                             "(members are retrained with other seeds)")
 
     def prepare(self, spec: CampaignSpec) -> Prepared:
-        params = _params(spec)
+        params = self.params(spec)
         data = _image_data(spec)
         plan = plan_pool(params.pool, spec.dataset, data, spec.seed)
         train = training_data(data, plan)
@@ -162,7 +151,7 @@ class SamplingEngine(Engine):
                                  params.oracle_settings, spec.seed)
         started = time.perf_counter()
         scores = {
-            name: self._cached_scores(name, scoring, model_digest, pool_digest, train.digest)
+            name: cached_scores(name, scoring, model_digest, pool_digest, train.digest)
             for name in ["msp", *params.used_oracles()]
         }
         scoring_seconds = time.perf_counter() - started
@@ -188,73 +177,17 @@ class SamplingEngine(Engine):
             "test_accuracy": float((test_logits.argmax(1) == data.y_test).float().mean()),
             "test_size": len(data.y_test),
             "trained_on": len(train.y_train),
-            "composition": self._composition(params, plan, correct),
-            "oracle_quality": self._oracle_quality(scores, correct, params.confidence),
+            "composition": pool_composition(params, plan, correct),
+            "oracle_quality": oracle_quality(scores, correct, params.confidence),
             "oracle_scoring_seconds": scoring_seconds,
         }
         return Prepared(context=context, meta=meta)
-
-    @staticmethod
-    def _cached_scores(name: str, scoring: ScoringContext, model_digest: str, pool_digest: str,
-                       train_digest: str) -> OracleScores:
-        """Scores of one pseudo-oracle, from ``$FAULTLAB_HOME/sampling`` when already computed
-        for this model, pool and settings."""
-        key = digest({"oracle": name, "model": model_digest, "pool": pool_digest,
-                      "train": train_digest, "seed": scoring.seed,
-                      "settings": scoring.settings.model_dump(mode="json"),
-                      "model_spec": scoring.model_spec.model_dump(mode="json")})
-        path = faultlab_home() / "sampling" / f"oracle-{name}-{key[:24]}.npz"
-        if path.is_file():
-            with np.load(path) as stored:
-                return OracleScores(stored["suspicion"],
-                                    stored["p_correct"] if "p_correct" in stored else None)
-        scores = score_oracle(name, scoring)
-        arrays = {"suspicion": scores.suspicion}
-        if scores.p_correct is not None:
-            arrays["p_correct"] = scores.p_correct
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}-{id(buffer)}")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)  # atomic: concurrent workers never read half a file
-        return scores
-
-    @staticmethod
-    def _composition(params: SamplingParams, plan: PoolPlan,
-                     correct: np.ndarray) -> list[dict[str, Any]]:
-        rows = []
-        origin = plan.base_split[plan.base_of]
-        for j, shift in enumerate(params.pool.shifts):
-            for split, name in ((0, "test"), (1, "heldout")):
-                where = (plan.component == j) & (origin == split)
-                if where.any():
-                    rows.append({"shift": shift.name, "severity": shift.severity,
-                                 "source": name, "inputs": int(where.sum()),
-                                 "correct": int(correct[where].sum())})
-        return rows
-
-    @staticmethod
-    def _oracle_quality(scores: dict[str, OracleScores], correct: np.ndarray,
-                        confidence: float) -> list[dict[str, Any]]:
-        rows = []
-        failed = ~correct
-        truth = float(correct.mean())
-        for name, s in scores.items():
-            auroc = evaluation.auroc_with_ci(s.suspicion, failed, confidence)
-            online = None if s.p_correct is None else float(s.p_correct.mean())
-            rows.append({
-                "oracle": name, "auroc": auroc["auroc"], "auroc_ci_low": auroc["ci_low"],
-                "auroc_ci_high": auroc["ci_high"], "online_estimate": online,
-                "online_error": None if online is None else online - truth,
-            })
-        return rows
 
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
              previous: list[TrialRecord]) -> list[dict[str, Any]]:
         if round_index > 0:
             return []
-        params = _params(spec)
+        params = self.params(spec)
         trials: list[dict[str, Any]] = []
         if params.mode == "replay":
             for sampler in params.samplers:
@@ -305,8 +238,10 @@ class SamplingEngine(Engine):
         started = time.perf_counter()
         sampler = SamplerSpec.model_validate(trial["sampler"])
         oracle = LabelOracle(context.labels, context.pool.predictions)
-        result = run_sampler(context.pool, oracle, trial["budget"], sampler,
-                             np.random.default_rng(trial["seed"]), trial["confidence"])
+        result = SAMPLERS.get(sampler.name).impl(
+            context.pool, oracle, trial["budget"], sampler.params,
+            np.random.default_rng(trial["seed"]), trial["confidence"],
+        )
         out = summary(result)
         out["labels_spent"] = oracle.labels_given
         out["truth"] = context.truth
@@ -326,7 +261,7 @@ class SamplingEngine(Engine):
 
     def aggregate(self, spec: CampaignSpec, meta: dict[str, Any],
                   records: list[TrialRecord]) -> Report:
-        params = _params(spec)
+        params = self.params(spec)
         truth = float(meta["true_accuracy"])
         size = int(meta["pool_size"])
         tables: dict[str, pd.DataFrame] = {}
@@ -351,13 +286,8 @@ class SamplingEngine(Engine):
             primary = self._aggregate_assess(ordered, tables, summary_out)
         else:
             primary = self._aggregate_improve(params, ordered, tables, summary_out)
-        provenance = {
-            "spec_hash": spec.spec_hash, "code_version": code_version(), "seed": spec.seed,
-            "engine": self.kind, "engine_version": self.version,
-            "model_digest": meta["model_digest"], "dataset_digest": meta["dataset_digest"],
-        }
         return Report(kind=self.kind, summary=summary_out, tables=tables, primary=primary,
-                      provenance=provenance)
+                      provenance=self.provenance(spec, meta))
 
     @staticmethod
     def _aggregate_replay(params: SamplingParams, records: list[TrialRecord], truth: float,

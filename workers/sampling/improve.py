@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from faultlab.stats import wilson_interval
-from faultlab.workers.sampling.oracles import ScoringContext, score_oracle
+from faultlab.workers.sampling.oracles import ORACLES, ScoringContext
 from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers import LabelOracle, OperationalPool, run_sampler
+from faultlab.workers.sampling.samplers import SAMPLERS, LabelOracle, OperationalPool
 from faultlab.workers.zoo import ImageData
 
 
@@ -84,17 +84,19 @@ def run_cycle(context: Any, trial: dict[str, Any]) -> dict[str, Any]:
         predicted = logits.argmax(1).numpy()
         correct = predicted == labels
         remainder = np.setdiff1d(context.improve_ids, labelled)
-        names = ["msp"] + ([sampler.oracle] if sampler.uses_oracle() else [])
+        names = ["msp"] + ([sampler.oracle] if sampler.oracle else [])
         scoring = ScoringContext(model, context.x_pool[torch.from_numpy(remainder)],
                                  logits[torch.from_numpy(remainder)], context.train,
                                  context.model_spec, context.oracle_settings, trial["seed"] + k)
         pool = OperationalPool(
             predicted[remainder],
-            {name: score_oracle(name, scoring) for name in dict.fromkeys(names)},
+            {name: ORACLES.get(name).impl(scoring) for name in dict.fromkeys(names)},
             scoring.representation("pool").numpy(),
         )
         oracle = LabelOracle(labels[remainder], predicted[remainder])
-        result = run_sampler(pool, oracle, trial["budget"], sampler, rng, trial["confidence"])
+        result = SAMPLERS.get(sampler.name).impl(
+            pool, oracle, trial["budget"], sampler.params, rng, trial["confidence"]
+        )
         operational = float(correct[context.eval_ids].mean())
         low, high = wilson_interval(int(correct[context.eval_ids].sum()), len(context.eval_ids))
         estimand = float(correct[remainder].mean())

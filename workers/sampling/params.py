@@ -19,113 +19,158 @@ See ``docs/sampling.md`` for every sampler's formulas and citations.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from faultlab.errors import SpecError
 from faultlab.spec import StrictModel
 
-#: Registered samplers (``workers/sampling/samplers/<name>.py``; a test keeps the two in step).
-SAMPLERS: tuple[str, ...] = ("srs", "stratified", "pps", "deepest", "ces", "difference", "ppi")
-
-#: Registered pseudo-oracles (``workers/sampling/oracles/<name>.py``).
-ORACLES: tuple[str, ...] = ("msp", "entropy", "margin", "mc_dropout", "ensemble", "lsa", "dsa")
-
-#: Input shift generators of the operational pool (``workers/sampling/shifts.py``).
-SHIFTS: tuple[str, ...] = (
-    "clean", "gaussian_noise", "salt_pepper", "blur", "translate", "rotate", "contrast",
-    "occlusion",
+#: Default pseudo-oracles of the quality table, cheapest first (a test keeps them equal to
+#: the registered ones, ``workers/sampling/oracles/<name>.py``).
+DEFAULT_ORACLES: tuple[str, ...] = (
+    "msp", "entropy", "margin", "mc_dropout", "ensemble", "lsa", "dsa",
 )
 
-#: Which sampler options apply to which sampler (any other option set to a non-default value
-#: is an error).
-SAMPLER_OPTIONS: dict[str, frozenset[str]] = {
-    "srs": frozenset(),
-    "stratified": frozenset({"oracle", "strata", "allocation"}),
-    "pps": frozenset({"oracle", "estimator", "floor"}),
-    "deepest": frozenset({"oracle", "floor", "web_probability", "neighbours"}),
-    "ces": frozenset({"groups", "group_size", "initial", "bins"}),
-    "difference": frozenset({"oracle", "fit", "folds"}),
-    "ppi": frozenset({"oracle", "power_tuning"}),
-}
 
-_COMMON = frozenset({"name", "label"})
+def oracle_names() -> list[str]:
+    """The registered pseudo-oracles (imports the oracle package, and torch, on first use)."""
+    from faultlab.workers.sampling.oracles.base import ORACLES
+
+    return ORACLES.names()
+
+
+def shift_names() -> list[str]:
+    """The registered input shifts (imports :mod:`..shifts`, and torch, on first use)."""
+    from faultlab.workers.sampling.shifts import SHIFTS
+
+    return SHIFTS.names()
+
+
+def _known(kind: str, name: str, names: list[str]) -> str:
+    if name not in names:
+        raise PydanticCustomError(
+            f"unknown_{kind.replace(' ', '_').replace('-', '_')}",
+            f"unknown {kind} {{name}}",
+            {"name": repr(name), "expected": names},
+        )
+    return name
+
+
+class SamplerParams(StrictModel):
+    """Base of a sampler's own parameters (a sampler without any uses it as is)."""
+
+    @property
+    def guide(self) -> str | None:
+        """The pseudo-oracle that guides the sampler, if any (it is always scored)."""
+        return None
+
+    def display(self, name: str) -> str:
+        """The sampler's name in reports when the spec gives no ``label``."""
+        return name
+
+    def check_budget(self, smallest: int, where: str, field: str) -> None:
+        """Raises :class:`SpecError` on ``where`` when the design cannot spend ``smallest``
+        labels (the smallest budget, given by ``field``)."""
+
+
+class GuidedParams(SamplerParams):
+    """Parameters of a sampler guided by a pseudo-oracle."""
+
+    oracle: str = Field(default="msp", max_length=100)
+    """Pseudo-oracle that guides the sampler."""
+
+    @field_validator("oracle")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return _known("pseudo-oracle", value, oracle_names())
+
+    @property
+    def guide(self) -> str | None:
+        return self.oracle
+
+    def display(self, name: str) -> str:
+        return f"{name}({self.oracle})"
+
+
+def parse_sampler_params(name: Any, params: dict[str, Any], where: str) -> SamplerParams:
+    """``params`` validated by sampler ``name``'s own model; errors name ``<where>.<param>``."""
+    from faultlab.workers.sampling.samplers.base import SAMPLERS
+
+    SAMPLERS.get(name, f"{where}.name")
+    parsed = SAMPLERS.parse_params(name, params, where)
+    assert isinstance(parsed, SamplerParams)
+    return parsed
+
+
+def _packed(data: Any, where: str) -> Any:
+    """A flat sampler entry ``{name, label, <params>...}`` as ``{name, label, params}``."""
+    if not isinstance(data, dict) or isinstance(data.get("params"), BaseModel):
+        return data
+    rest = {k: v for k, v in data.items() if k not in ("name", "label")}
+    packed = {"name": data.get("name"), "params": parse_sampler_params(
+        data.get("name"), rest, where)}
+    if "label" in data:
+        packed["label"] = data["label"]
+    return packed
 
 
 class SamplerSpec(StrictModel):
-    """One sampler (with its estimator) as configured in ``sampling.samplers``."""
+    """One sampler (with its estimator) as configured in ``sampling.samplers``: its name, an
+    optional label and the sampler's own parameters, written flat beside the name
+    (``{name: stratified, strata: 8}``); each sampler's file holds its ``Params`` model."""
 
     name: str = Field(min_length=1, max_length=100)
-    """Registered sampler: ``srs``, ``stratified``, ``pps``, ``deepest``, ``ces``,
-    ``difference`` or ``ppi``."""
+    """Registered sampler (``workers/sampling/samplers/<name>.py``)."""
     label: str | None = Field(default=None, min_length=1, max_length=200)
     """Name in reports; default derived from the sampler and its options (e.g.
     ``stratified-neyman(msp)``)."""
-    oracle: str = Field(default="msp", max_length=100)
-    """Pseudo-oracle that guides the sampler (stratified, pps, deepest, difference, ppi)."""
-    strata: int = Field(default=10, ge=2, le=200)
-    """stratified: number of strata (equal-size quantile bins of the oracle's score)."""
-    allocation: Literal["proportional", "neyman"] = "neyman"
-    """stratified: labels per stratum proportional to its size, or Neyman (size × predicted SD)."""
-    estimator: Literal["hh", "ht"] = "ht"
-    """pps: Hansen–Hurwitz (draws with replacement) or Horvitz–Thompson (Pareto πps, without)."""
-    floor: float = Field(default=0.5, gt=0.0, le=1.0)
-    """pps, deepest: weight of the uniform component mixed into the selection probabilities,
-    so every input has probability at least ``floor / N`` per draw."""
-    web_probability: float = Field(default=0.2, ge=0.0, lt=1.0)
-    """deepest: probability that a draw follows the web (neighbours of found failures)."""
-    neighbours: int = Field(default=5, ge=1, le=1000)
-    """deepest: web links added from each found failure to its nearest pool inputs."""
-    fit: Literal["logistic", "none"] = "logistic"
-    """difference: working model of correctness — a cross-fitted logistic regression on the
-    oracle score, or the oracle's own probability of correctness as is."""
-    folds: int = Field(default=5, ge=2, le=20)
-    """difference: cross-fitting folds of the working model."""
-    power_tuning: bool = True
-    """ppi: PPI++ power tuning of the pseudo-label weight λ (False: classic PPI, λ = 1)."""
-    groups: int = Field(default=300, ge=1, le=100_000)
-    """ces: random candidate groups examined per step."""
-    group_size: int = Field(default=5, ge=1, le=1000)
-    """ces: inputs added per step."""
-    initial: int = Field(default=30, ge=1, le=100_000)
-    """ces: inputs drawn at random before the conditioning steps."""
-    bins: int = Field(default=20, ge=2, le=1000)
-    """ces: histogram bins per neuron of the representation."""
+    params: SamplerParams = Field(default_factory=SamplerParams)
+    """The sampler's own parameters, validated by its ``Params`` model (filled in from the
+    flat fields beside ``name``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        return _packed(data, "sampling.samplers")
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, **self.params.model_dump(mode="json")}
 
     @property
     def display(self) -> str:
         """The label used in reports."""
-        if self.label:
-            return self.label
-        if self.name == "srs":
-            return "srs"
-        if self.name == "ces":
-            return "ces"
-        if self.name == "stratified":
-            return f"stratified-{self.allocation}({self.oracle})"
-        if self.name == "pps":
-            return f"pps-{self.estimator}({self.oracle})"
-        if self.name == "ppi":
-            return f"{'ppi++' if self.power_tuning else 'ppi'}({self.oracle})"
-        return f"{self.name}({self.oracle})"
+        return self.label or self.params.display(self.name)
 
-    def uses_oracle(self) -> bool:
-        return "oracle" in SAMPLER_OPTIONS.get(self.name, frozenset())
+    @property
+    def oracle(self) -> str | None:
+        """The pseudo-oracle that guides the sampler, if any."""
+        return self.params.guide
 
 
 class ShiftSpec(StrictModel):
     """One component of the operational pool: the base inputs under one input shift."""
 
-    name: Literal[
-        "clean", "gaussian_noise", "salt_pepper", "blur", "translate", "rotate", "contrast",
-        "occlusion",
-    ] = "clean"
-    """Shift generator (``clean`` leaves inputs as they are)."""
+    name: str = Field(default="clean", min_length=1, max_length=100)
+    """Registered shift generator (``workers/sampling/shifts.py``; ``clean`` leaves inputs as
+    they are)."""
     severity: float = Field(default=0.5, gt=0.0, le=1.0)
     """Strength of the shift, 0 (none) to 1 (strongest)."""
     fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     """Share of the base inputs that enter the pool under this shift (drawn with the seed)."""
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return _known("shift", value, shift_names())
 
 
 class PoolSpec(StrictModel):
@@ -219,7 +264,7 @@ class SamplingParams(StrictModel):
     """assess: labels to spend; improve: labels per iteration."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of every interval."""
-    oracles: list[str] = Field(default_factory=lambda: list(ORACLES), max_length=64)
+    oracles: list[str] = Field(default_factory=lambda: list(DEFAULT_ORACLES), max_length=64)
     """Pseudo-oracles scored over the pool for the quality table (those the samplers use are
     always scored)."""
     oracle_settings: OracleSettings = Field(default_factory=lambda: OracleSettings())
@@ -229,43 +274,31 @@ class SamplingParams(StrictModel):
     improve: ImproveSpec = Field(default_factory=lambda: ImproveSpec())
     """The improvement cycle (mode ``improve``)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sampler_fields(cls, data: Any) -> Any:
+        """Validates each sampler's parameters with its own model, naming its index."""
+        if isinstance(data, dict) and isinstance(data.get("samplers"), list):
+            samplers = [_packed(s, f"sampling.samplers.{i}")
+                        for i, s in enumerate(data["samplers"])]
+            return {**data, "samplers": samplers}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> SamplingParams:
         if len(set(self.budgets)) != len(self.budgets):
             raise SpecError("sampling.budgets", "has duplicates")
+        known = oracle_names()
         for i, oracle in enumerate(self.oracles):
-            if oracle not in ORACLES:
+            if oracle not in known:
                 raise SpecError(f"sampling.oracles.{i}", f"unknown pseudo-oracle {oracle!r}",
-                                ORACLES)
+                                known)
+        smallest = self.budget if self.mode != "replay" else min(self.budgets)
+        field = "sampling.budget" if self.mode != "replay" else "sampling.budgets"
         labels: set[str] = set()
         for i, sampler in enumerate(self.samplers):
             where = f"sampling.samplers.{i}"
-            if sampler.name not in SAMPLERS:
-                raise SpecError(f"{where}.name", f"unknown sampler {sampler.name!r}", SAMPLERS)
-            if sampler.oracle not in ORACLES:
-                raise SpecError(f"{where}.oracle", f"unknown pseudo-oracle {sampler.oracle!r}",
-                                ORACLES)
-            allowed = SAMPLER_OPTIONS[sampler.name] | _COMMON
-            # Options left at their default are fine: a normalised spec (``to_dict``) carries
-            # every field, and must validate again on the server.
-            extra = sorted(
-                f for f in set(sampler.model_fields_set) - allowed
-                if getattr(sampler, f) != SamplerSpec.model_fields[f].default
-            )
-            if extra:
-                raise SpecError(f"{where}.{extra[0]}",
-                                f"does not apply to sampler {sampler.name!r}", sorted(allowed))
-            if sampler.name == "stratified":
-                smallest = self.budget if self.mode != "replay" else min(self.budgets)
-                field = "sampling.budget" if self.mode != "replay" else "sampling.budgets"
-                if 2 * sampler.strata > smallest:
-                    raise SpecError(
-                        f"{where}.strata",
-                        f"{sampler.strata} strata need at least {2 * sampler.strata} labels (2 "
-                        f"per stratum for its variance), more than the smallest budget "
-                        f"({field} = {smallest})",
-                        f"2..{max(2, smallest // 2)}",
-                    )
+            sampler.params.check_budget(smallest, where, field)
             if sampler.display in labels:
                 raise SpecError(f"{where}.label",
                                 f"two samplers are both called {sampler.display!r}; set label")
@@ -273,7 +306,7 @@ class SamplingParams(StrictModel):
         return self
 
     def used_oracles(self) -> list[str]:
-        """Every pseudo-oracle to score: the listed ones plus those the samplers use."""
-        names = list(self.oracles)
-        names += [s.oracle for s in self.samplers if s.uses_oracle()]
-        return [o for o in ORACLES if o in set(names)]
+        """Every pseudo-oracle to score: the listed ones plus those the samplers use, in the
+        order of :data:`DEFAULT_ORACLES`."""
+        names = set(self.oracles) | {s.oracle for s in self.samplers if s.oracle}
+        return [o for o in DEFAULT_ORACLES if o in names]

@@ -16,34 +16,28 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from faultlab.registry import Registry
+
 ShiftFn = Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
 
-_SHIFTS: dict[str, ShiftFn] = {}
-
-
-def register_shift(name: str) -> Callable[[ShiftFn], ShiftFn]:
-    def deco(fn: ShiftFn) -> ShiftFn:
-        _SHIFTS[name] = fn
-        return fn
-
-    return deco
-
-
-def shift_registry() -> dict[str, ShiftFn]:
-    return dict(_SHIFTS)
+#: Every shift generator, with the corruption it models (after Hendrycks & Dietterich 2019).
+SHIFTS: Registry[ShiftFn] = Registry("shift", field="sampling.pool.shifts.name")
 
 
 def _range(x: torch.Tensor) -> tuple[float, float]:
     return float(x.min()), float(x.max())
 
 
-@register_shift("clean")
+@SHIFTS.register("clean", citation="identity: x′ = x")
 def clean(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """The inputs as they are."""
     return x.clone()
 
 
-@register_shift("gaussian_noise")
+@SHIFTS.register(
+    "gaussian_noise",
+    citation="Hendrycks & Dietterich, ICLR 2019: x′ = clip(x + ε), ε ~ N(0, (s (max − min) / 2)²)",
+)
 def gaussian_noise(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """Additive Gaussian noise, standard deviation ``0.5 · severity`` of the value range."""
     low, high = _range(x)
@@ -51,7 +45,10 @@ def gaussian_noise(x: torch.Tensor, severity: float, gen: torch.Generator) -> to
     return (x + noise).clamp(low, high)
 
 
-@register_shift("salt_pepper")
+@SHIFTS.register(
+    "salt_pepper",
+    citation="Hendrycks & Dietterich, ICLR 2019: a share 0.3 s of pixels set to min or max",
+)
 def salt_pepper(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """A share ``0.3 · severity`` of the pixels set to the minimum or the maximum value."""
     low, high = _range(x)
@@ -60,7 +57,10 @@ def salt_pepper(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch
     return torch.where(hit, torch.where(salt, torch.full_like(x, high), torch.full_like(x, low)), x)
 
 
-@register_shift("blur")
+@SHIFTS.register(
+    "blur",
+    citation="Hendrycks & Dietterich, ICLR 2019: x′ = G_σ * x, σ = 0.3 + 1.2 s",
+)
 def blur(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """Gaussian blur with standard deviation ``0.3 + 1.2 · severity`` pixels (3×3 or 5×5)."""
     sigma = 0.3 + 1.2 * severity
@@ -73,7 +73,10 @@ def blur(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor
     return F.conv2d(padded, kernel.contiguous(), groups=x.shape[1])
 
 
-@register_shift("translate")
+@SHIFTS.register(
+    "translate",
+    citation="Hendrycks & Dietterich, ICLR 2019: x′(i, j) = x(i − dy, j − dx), |d| ≤ ⌈s W / 4⌉",
+)
 def translate(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """Every input moved by up to ``⌈severity · W / 4⌉`` pixels in a random direction, the
     uncovered border filled with the minimum value."""
@@ -91,7 +94,10 @@ def translate(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.T
     return out
 
 
-@register_shift("rotate")
+@SHIFTS.register(
+    "rotate",
+    citation="Hendrycks & Dietterich, ICLR 2019: x′ = R_θ x (bilinear), |θ| ≤ 45° s",
+)
 def rotate(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """Rotation by a random angle of up to ``45° · severity`` either way (bilinear)."""
     low, _ = _range(x)
@@ -103,14 +109,20 @@ def rotate(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tens
     return F.grid_sample(x - low, grid, align_corners=False) + low
 
 
-@register_shift("contrast")
+@SHIFTS.register(
+    "contrast",
+    citation="Hendrycks & Dietterich, ICLR 2019: x′ = μ + (1 − 0.8 s)(x − μ)",
+)
 def contrast(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """Contrast reduced towards each input's mean by a factor ``1 − 0.8 · severity``."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return mean + (x - mean) * (1.0 - 0.8 * severity)
 
 
-@register_shift("occlusion")
+@SHIFTS.register(
+    "occlusion",
+    citation="Hendrycks & Dietterich, ICLR 2019: a square of side ⌈s min(H, W) / 2⌉ set to min",
+)
 def occlusion(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """A square of side ``⌈severity · min(H, W) / 2⌉`` at a random place set to the minimum."""
     low, _ = _range(x)
@@ -126,4 +138,4 @@ def occlusion(x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.T
 
 def apply_shift(name: str, x: torch.Tensor, severity: float, gen: torch.Generator) -> torch.Tensor:
     """The registered shift ``name`` applied to ``x``."""
-    return _SHIFTS[name](x, severity, gen)
+    return SHIFTS.get(name).impl(x, severity, gen)

@@ -20,14 +20,14 @@ from faultlab.workers.engine import Prepared, TrialRecord
 from faultlab.workers.sparsity.params import SparsityParams
 
 
-def fault_spec(spec: CampaignSpec) -> CampaignSpec:
+def fault_spec(spec: CampaignSpec, params: SparsityParams) -> CampaignSpec:
     """The derived ``faults`` campaign (dense model first, then one model per chain)."""
-    params: SparsityParams = spec.params  # type: ignore[assignment]
     if params.compose is None:
         raise SpecError("sparsity.compose", "is not set: nothing to compose")
     model = spec.model.model_dump(mode="json")
     variants = [
-        {**model, "transforms": [*model["transforms"], *[t.model_dump(mode="json") for t in chain.transforms]]}
+        {**model, "transforms": [*model["transforms"],
+                                 *[t.model_dump(mode="json") for t in chain.transforms]]}
         for chain in params.compose.chains
     ]
     return parse_spec({
@@ -53,15 +53,17 @@ def check_identical_sites(meta: dict[str, Any], params: SparsityParams) -> None:
     dense = workloads[0]
 
     def signature(wl: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
-        return {dt: [(s["name"], int(s["numel"])) for s in sites] for dt, sites in wl["sites"].items()}
+        return {dt: [(s["name"], int(s["numel"])) for s in sites]
+                for dt, sites in wl["sites"].items()}
 
     for i, wl in enumerate(workloads[1:]):
         if signature(wl) != signature(dense):
             raise SpecError(
                 f"sparsity.compose.chains[{i}]",
-                "changes the names or shapes of the fault sites, so the dense fault plan cannot be "
-                "replayed on it; use shape-preserving transforms (magnitude, global_magnitude, "
-                "random, gradient_magnitude, nm, fake_quant, finetune, channel_l1/l2 with masked: true)",
+                "changes the names or shapes of the fault sites, so the dense fault plan cannot "
+                "be replayed on it; use shape-preserving transforms (magnitude, "
+                "global_magnitude, random, gradient_magnitude, nm, fake_quant, finetune, "
+                "channel_l1/l2 with masked: true)",
             )
 
 
@@ -102,21 +104,36 @@ def fault_records(records: list[TrialRecord]) -> list[TrialRecord]:
     ]
 
 
-def prepare_faults(spec: CampaignSpec) -> Prepared:
+def _in_sparsity_terms(exc: SpecError) -> SpecError:
+    """A fault engine error on the derived spec, with the field named as the user wrote it."""
+    field = exc.field
+    if field.startswith("faults.compare_models["):
+        index = field[len("faults.compare_models["):].split("]", 1)[0]
+        field = f"sparsity.compose.chains[{index}]"
+    elif field.startswith("faults."):
+        field = "sparsity.compose." + field
+    return SpecError(field, exc.problem, exc.allowed)
+
+
+def validate_faults(spec: CampaignSpec, params: SparsityParams) -> None:
+    """The fault engine's deep checks of the derived campaign (``prepare`` does not repeat
+    them)."""
     from faultlab.workers import get_engine
 
-    engine = get_engine("faults")
-    derived = fault_spec(spec)
     try:
-        prepared = engine.prepare(derived)
+        get_engine("faults").validate(fault_spec(spec, params))
     except SpecError as exc:
-        field = exc.field
-        if field.startswith("faults.compare_models["):
-            index = field[len("faults.compare_models["):].split("]", 1)[0]
-            field = f"sparsity.compose.chains[{index}]"
-        elif field.startswith("faults."):
-            field = "sparsity.compose." + field
-        raise SpecError(field, exc.problem, exc.allowed) from None
-    params: SparsityParams = spec.params  # type: ignore[assignment]
+        raise _in_sparsity_terms(exc) from None
+
+
+def prepare_faults(spec: CampaignSpec, params: SparsityParams) -> Prepared:
+    """The fault engine's context and meta of the derived campaign; checks that every chain
+    keeps the dense model's fault sites."""
+    from faultlab.workers import get_engine
+
+    try:
+        prepared = get_engine("faults").prepare(fault_spec(spec, params))
+    except SpecError as exc:
+        raise _in_sparsity_terms(exc) from None
     check_identical_sites(prepared.meta, params)
     return prepared

@@ -25,17 +25,17 @@ from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec
-from faultlab.version import code_version
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.sparsity import compose
 from faultlab.workers.sparsity import report as reporting
 from faultlab.workers.sparsity.metrics import count_macs, measure_latencies, model_stats
 from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 from faultlab.workers.sparsity.planning import allocation_cells, sensitivity_trials, sweep_cells
-from faultlab.workers.transforms import get_transform, validate_transforms
+from faultlab.workers.sparsity.validation import validate_structure
+from faultlab.workers.transforms import run_transform
 from faultlab.workers.transforms._common import calibration_batch, weight_layers
 from faultlab.workers.transforms._training import finetune
-from faultlab.workers.zoo import Dataset, GraphData, build_model, load_dataset, trained_model
+from faultlab.workers.zoo import Dataset, GraphData, load_dataset, trained_model
 from faultlab.workers.zoo.training import forward_batches
 
 EVAL_CHUNK = 1024
@@ -88,88 +88,29 @@ def _targets(params: SparsityParams, meta: dict[str, Any]) -> list[str]:
     return names if scan.layers is None else [n for n in names if n in set(scan.layers)]
 
 
-class SparsityEngine(Engine):
+class SparsityEngine(Engine[SparsityParams]):
+    """Sparsity / compression campaigns (see the module docstring)."""
+
     kind = "sparsity"
-    version = "sparsity-1"
+    version = "1"
+    params_type = SparsityParams
 
     # -- validate -------------------------------------------------------------------------
     def validate(self, spec: CampaignSpec) -> None:
-        params: SparsityParams = spec.params  # type: ignore[assignment]
-        data = load_dataset(spec.dataset)
-        model = build_model(spec.model, data).eval()
-        if spec.model.transforms:
-            validate_transforms(list(spec.model.transforms))
-        for i, chain in enumerate(params.chains):
-            validate_transforms(list(chain.transforms), f"sparsity.chains[{i}].transforms")
+        params = self.params(spec)
+        validate_structure(spec, params)
         if params.compose is not None:
-            for i, chain in enumerate(params.compose.chains):
-                validate_transforms(list(chain.transforms), f"sparsity.compose.chains[{i}].transforms")
-        layer_names = [layer.name for layer in weight_layers(model)]
-        if not layer_names:
-            raise SpecError("model", "has no convolution or linear layer to compress")
-        structured = [m for m in params.methods if m in STRUCTURED]
-        scan = params.sensitivity
-        needs_groups = bool(structured) or (scan is not None and scan.method in STRUCTURED)
-        if needs_groups:
-            from faultlab.workers.transforms.channel_pruning import channel_groups
-
-            field = (
-                f"sparsity.methods[{params.methods.index(structured[0])}]" if structured
-                else "sparsity.sensitivity.method"
-            )
-            try:
-                groups = channel_groups(copy.deepcopy(model), data)
-            except SpecError as exc:
-                raise SpecError(field, exc.problem, exc.allowed) from None
-            if not groups:
-                raise SpecError(
-                    field,
-                    f"{spec.model.name} has no channel group that structured pruning can remove "
-                    "(its only layers map inputs to classes)",
-                    ["magnitude", "random", "gradient", "nm"],
-                )
-            roots = [g.root for g in groups]
-        else:
-            roots = []
-        if "nm" in params.methods:
-            for i, pattern in enumerate(params.nm):
-                layers = weight_layers(model)
-                if not any(layer.weight.shape[1] % pattern.m == 0 for layer in layers):
-                    raise SpecError(f"sparsity.nm[{i}]", f"no layer has a multiple of M={pattern.m} input channels")
-        if scan is not None and scan.layers is not None:
-            pool = roots if scan.method in STRUCTURED else layer_names
-            for i, name in enumerate(scan.layers):
-                if name not in pool:
-                    kind = "channel-group root layer" if scan.method in STRUCTURED else "prunable layer"
-                    modules = dict(model.named_modules())
-                    problem = f"no {kind} named {name!r}"
-                    if name in modules:
-                        problem = (
-                            f"{name!r} is a {type(modules[name]).__name__}, which "
-                            f"{scan.method} cannot prune on its own"
-                        )
-                    raise SpecError(f"sparsity.sensitivity.layers[{i}]", problem, pool)
-        if params.distillation.width_ratios and params.distillation.student is None:
-            from faultlab.workers.transforms.channel_pruning import channel_groups
-
-            try:
-                if not channel_groups(copy.deepcopy(model), data):
-                    raise SpecError("layers", "no channel group to slim")
-            except SpecError as exc:
-                raise SpecError(
-                    "sparsity.distillation.student",
-                    f"the teacher cannot be slimmed into a student ({exc.problem}); name a zoo "
-                    "model as the student",
-                ) from None
+            compose.validate_faults(spec, params)
 
     # -- prepare --------------------------------------------------------------------------
     def prepare(self, spec: CampaignSpec) -> Prepared:
-        self.validate(spec)
-        params: SparsityParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         data = load_dataset(spec.dataset)
         trained, model_digest = trained_model(spec.model, data)
         model = copy.deepcopy(trained).eval()
-        eval_inputs, eval_ids, labels = forward_batches(data, spec.dataset.split, spec.dataset.size, EVAL_CHUNK)
+        eval_inputs, eval_ids, labels = forward_batches(
+            data, spec.dataset.split, spec.dataset.size, EVAL_CHUNK
+        )
         latency_inputs, latency_per = _latency_inputs(data, params.latency.batch)
         ctx = SparsityContext(
             params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per,
@@ -178,10 +119,13 @@ class SparsityEngine(Engine):
         correct = _correct(model, ctx)
         stats = model_stats(model)
         macs = count_macs(model, latency_inputs, latency_per)
-        layers = [{"name": layer.name, "size": layer.weight.numel()} for layer in weight_layers(model)]
+        layers = [
+            {"name": layer.name, "size": layer.weight.numel()} for layer in weight_layers(model)
+        ]
         scan = params.sensitivity
         groups: list[dict[str, Any]] = []
-        if any(m in STRUCTURED for m in params.methods) or (scan is not None and scan.method in STRUCTURED):
+        structured = any(m in STRUCTURED for m in params.methods)
+        if structured or (scan is not None and scan.method in STRUCTURED):
             from faultlab.workers.transforms.channel_pruning import channel_groups
 
             groups = [
@@ -204,11 +148,11 @@ class SparsityEngine(Engine):
             "groups": groups,
             "calibration": {
                 "samples": params.calibration_samples, "seed": spec.seed,
-                "node_ids_digest": digest(calib_nodes.tolist()) if calib_nodes is not None else None,
+                "node_ids_digest": None if calib_nodes is None else digest(calib_nodes.tolist()),
             },
         }
         if params.compose is not None:
-            prepared = compose.prepare_faults(spec)
+            prepared = compose.prepare_faults(spec, params)
             ctx.faults = prepared.context
             meta["faults"] = prepared.meta
         return Prepared(ctx, meta)
@@ -216,7 +160,7 @@ class SparsityEngine(Engine):
     # -- plan -----------------------------------------------------------------------------
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
              previous: list[TrialRecord]) -> list[dict[str, Any]]:
-        params: SparsityParams = spec.params  # type: ignore[assignment]
+        params = self.params(spec)
         trials: list[dict[str, Any]] = []
         if round_index == 0:
             trials += sweep_cells(params, spec.seed)
@@ -227,14 +171,17 @@ class SparsityEngine(Engine):
         if params.compose is not None:
             from faultlab.workers import get_engine
 
-            derived = compose.fault_spec(spec)
+            derived = compose.fault_spec(spec, params)
             dense_meta = compose.dense_meta(meta["faults"])
-            planned = get_engine("faults").plan(derived, dense_meta, round_index, compose.dense_records(previous))
+            planned = get_engine("faults").plan(
+                derived, dense_meta, round_index, compose.dense_records(previous)
+            )
             trials += compose.replicate(planned, meta["faults"], params)
         if len(trials) > spec.execution.max_trials:
             raise SpecError(
                 "execution.max_trials",
-                f"round {round_index} plans {len(trials)} trials, above the limit {spec.execution.max_trials}",
+                f"round {round_index} plans {len(trials)} trials, above the limit "
+                f"{spec.execution.max_trials}",
             )
         return trials
 
@@ -248,7 +195,9 @@ class SparsityEngine(Engine):
         finally:
             torch.set_num_threads(previous)
 
-    def _run_trials(self, ctx: SparsityContext, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _run_trials(
+        self, ctx: SparsityContext, trials: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         results = []
         for trial in trials:
             start = time.perf_counter()
@@ -269,13 +218,14 @@ class SparsityEngine(Engine):
         """Interleaved latencies (fastest of the repeats) of ``models``, the dense model first."""
         lat = ctx.params.latency
         forwards = [lambda m=m: m(*ctx.latency_inputs) for m in models]
-        return measure_latencies(forwards, repeats=lat.repeats, warmup=lat.warmup, threads=lat.threads)
+        return measure_latencies(forwards, repeats=lat.repeats, warmup=lat.warmup,
+                                 threads=lat.threads)
 
     def _apply(self, ctx: SparsityContext, model: nn.Module, step: list[dict[str, Any]], seed: int,
                **override: Any) -> nn.Module:
         for transform in step:
-            entry = get_transform(transform["name"])
-            model = entry.fn(model, ctx.data, seed=seed, **{**transform["params"], **override})
+            params = {**transform["params"], **override}
+            model = run_transform(transform["name"], model, ctx.data, params, seed=seed)
         return model.eval()
 
     def _run_cell(self, ctx: SparsityContext, trial: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +251,8 @@ class SparsityEngine(Engine):
         result: dict[str, Any] = {
             "correct": correct, "total": total, "accuracy": correct / max(total, 1),
             **stats.to_dict(),
-            "macs": macs.dense, "macs_effective": macs.effective, "aggregation_macs": macs.aggregation,
+            "macs": macs.dense, "macs_effective": macs.effective,
+            "aggregation_macs": macs.aggregation,
         }
         timed = [ctx.model, model]
         if trial.get("structured"):
@@ -316,7 +267,9 @@ class SparsityEngine(Engine):
             result["masked_latency_seconds"] = latencies[2]
         if trial["family"] == "allocation":
             result["layer_sparsity"] = {
-                layer.name: round(1.0 - float(torch.count_nonzero(layer.weight)) / layer.weight.numel(), 6)
+                layer.name: round(
+                    1.0 - float(torch.count_nonzero(layer.weight)) / layer.weight.numel(), 6
+                )
                 for layer in weight_layers(model)
             } if not trial.get("structured") else None
         return result
@@ -347,19 +300,12 @@ class SparsityEngine(Engine):
         return {"correct": correct, "total": total, "accuracy": correct / max(total, 1),
                 "target_size": backup.numel(), "target_nonzero": nonzero}
 
-    def outcomes_equal(self, stored: dict[str, Any], replayed: dict[str, Any]) -> bool:
-        """Equal results, ignoring every timing (``*_seconds`` at any depth: composed fault
-        results nest their mitigation arms)."""
-        return _without_timings(stored) == _without_timings(replayed)
-
     # -- aggregate ------------------------------------------------------------------------
-    def aggregate(self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]) -> Report:
-        params: SparsityParams = spec.params  # type: ignore[assignment]
-        provenance = {
-            "spec_hash": spec.spec_hash, "code_version": code_version(), "seed": spec.seed,
-            "engine_version": self.version, "model_digest": meta["model_digest"],
-            "dataset_digest": meta["dataset_digest"], "calibration": meta["calibration"],
-        }
+    def aggregate(
+        self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]
+    ) -> Report:
+        params = self.params(spec)
+        provenance = self.provenance(spec, meta, calibration=meta["calibration"])
         tables: dict[str, pd.DataFrame] = {}
         cells = [(r.trial, r.result) for r in records if r.trial.get("type") == "cell"]
         runs = reporting.cell_runs(cells, meta)
@@ -371,7 +317,8 @@ class SparsityEngine(Engine):
         scans = [(r.trial, r.result) for r in records if r.trial.get("type") == "sensitivity"]
         if scans:
             tables["sensitivity"] = reporting.sensitivity_table(scans, meta)
-        allocation = tables["cells"][tables["cells"]["family"] == "allocation"] if not tables["cells"].empty else None
+        cell_table = tables["cells"]
+        allocation = cell_table[cell_table["family"] == "allocation"] if len(cell_table) else None
         if allocation is not None and not allocation.empty:
             tables["allocation"] = reporting.allocation_table(allocation, runs)
         summary = reporting.summary(tables, meta, params)
@@ -380,7 +327,7 @@ class SparsityEngine(Engine):
 
             fault_recs = compose.fault_records(records)
             if fault_recs:
-                derived = compose.fault_spec(spec)
+                derived = compose.fault_spec(spec, params)
                 fault_report = get_engine("faults").aggregate(derived, meta["faults"], fault_recs)
                 comp = reporting.composition_table(fault_report, records, meta["faults"], params)
                 tables["composition"] = comp
@@ -392,12 +339,6 @@ class SparsityEngine(Engine):
         summary["trials"] = len(records)
         return Report(kind=self.kind, summary=summary, tables=tables, primary="cells",
                       provenance=provenance)
-
-
-def _without_timings(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if not str(k).endswith("_seconds")}
-    return value
 
 
 __all__ = ["SparsityEngine"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -61,7 +61,10 @@ def dequantized(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def channels_of(tensor: torch.Tensor) -> int:
-    if tensor.is_quantized and tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+    if tensor.is_quantized and tensor.qscheme() in (
+        torch.per_channel_affine,
+        torch.per_channel_symmetric,
+    ):
         return int(tensor.q_per_channel_scales().numel())
     return 1
 
@@ -95,7 +98,9 @@ class ModelStats:
         }
 
 
-def model_stats(model: nn.Module, weight_bits: int | None = None, nm_m: int | None = None) -> ModelStats:
+def model_stats(
+    model: nn.Module, weight_bits: int | None = None, nm_m: int | None = None
+) -> ModelStats:
     """Counts of ``model`` (see the module docstring). ``weight_bits`` overrides the storage
     width of float weights (a fake-quantized model holds b-bit values in fp32 tensors);
     ``nm_m`` says weights are N:M sparse with group size M."""
@@ -185,7 +190,7 @@ def count_macs(model: nn.Module, inputs: tuple[Any, ...], per: int) -> MacCount:
 
 
 def measure_latencies(
-    forwards: list[Callable[[], Any]], *, repeats: int, warmup: int, threads: int
+    forwards: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, threads: int
 ) -> list[float]:
     """Fastest wall time of each ``forward()`` over ``repeats`` calls (the ``timeit``
     convention: other processes only ever add time, so the minimum is the least disturbed

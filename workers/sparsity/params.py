@@ -75,7 +75,9 @@ class LevelGrid(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> LevelGrid:
         if self.values is None and self.min > self.max:
-            raise SpecError("sparsity.levels.min", f"must not exceed max ({self.max}), got {self.min}")
+            raise SpecError(
+                "sparsity.levels.min", f"must not exceed max ({self.max}), got {self.min}"
+            )
         return self
 
     def resolved(self) -> list[float]:
@@ -233,7 +235,9 @@ class ComposeSpec(StrictModel):
 
         for key in ("compare_models", "compare_datasets"):
             if v.get(key):
-                raise SpecError(f"sparsity.compose.faults.{key}", "is not used in a composed campaign")
+                raise SpecError(
+                    f"sparsity.compose.faults.{key}", "is not used in a composed campaign"
+                )
         try:
             FaultParams.model_validate(v)
         except ValidationError as exc:
@@ -285,29 +289,40 @@ class SparsityParams(StrictModel):
     methods: list[Method] = Field(default_factory=lambda: _methods(), max_length=6)
     """Pruning methods swept over ``levels``. ``random`` and global ``magnitude`` are always
     added as baselines."""
-    granularities: list[Granularity] = Field(default_factory=lambda: _granularities(), min_length=1, max_length=2)
+    granularities: list[Granularity] = Field(
+        default_factory=lambda: _granularities(), min_length=1, max_length=2
+    )
     """Scopes of unstructured and channel pruning: per ``layer`` (uniform) or ``global``."""
-    schedules: list[Schedule] = Field(default_factory=lambda: _schedules(), min_length=1, max_length=2)
+    schedules: list[Schedule] = Field(
+        default_factory=lambda: _schedules(), min_length=1, max_length=2
+    )
     """``one_shot`` and/or ``gradual`` (cubic, Zhu & Gupta). N:M cells are always one-shot."""
     levels: LevelGrid = Field(default_factory=lambda: LevelGrid.model_validate({}))
     """Target levels (log-spaced by default)."""
     seeds: int = Field(3, ge=1, le=100)
     """Repetitions of every cell with seeds ``seed, seed+1, …`` (masks, calibration samples,
     fine-tuning order); accuracy is reported with a CI over them."""
-    nm: list[NMPattern] = Field(default_factory=lambda: [NMPattern.model_validate({})], max_length=8)
+    nm: list[NMPattern] = Field(
+        default_factory=lambda: [NMPattern.model_validate({})], max_length=8
+    )
     """N:M patterns of the ``nm`` method."""
     finetune: FinetuneSpec = Field(default_factory=lambda: FinetuneSpec.model_validate({}))
     """Fine-tuning budget per cell."""
     gradual: GradualSpec = Field(default_factory=lambda: GradualSpec.model_validate({}))
     """Cubic schedule settings."""
-    quantization: QuantizationSpec = Field(default_factory=lambda: QuantizationSpec.model_validate({}))
+    quantization: QuantizationSpec = Field(
+        default_factory=lambda: QuantizationSpec.model_validate({})
+    )
     """Quantization cells."""
     low_rank: LowRankSpec = Field(default_factory=lambda: LowRankSpec.model_validate({}))
     """Low-rank cells."""
-    distillation: DistillationSpec = Field(default_factory=lambda: DistillationSpec.model_validate({}))
+    distillation: DistillationSpec = Field(
+        default_factory=lambda: DistillationSpec.model_validate({})
+    )
     """Distillation cells."""
     chains: list[ChainSpec] = Field(default_factory=list, max_length=64)
-    """Extra cells, each a chain of transforms (e.g. ``channel_l1`` → ``finetune`` → ``int8_static``)."""
+    """Extra cells, each a chain of transforms (e.g. ``channel_l1`` → ``finetune`` →
+    ``int8_static``)."""
     sensitivity: SensitivitySpec | None = None
     """Layer sensitivity scan and allocation comparison (off when absent)."""
     compose: ComposeSpec | None = None

@@ -26,7 +26,8 @@ Step = list[dict[str, Any]]
 
 def cubic_schedule(initial: float, final: float, steps: int) -> list[float]:
     """Zhu & Gupta (2017): ``s_t = s_f + (s_i − s_f)(1 − t/n)³`` for ``t = 1..n``."""
-    return [round(final + (initial - final) * (1.0 - t / steps) ** 3, 6) for t in range(1, steps + 1)]
+    return [round(final + (initial - final) * (1.0 - t / steps) ** 3, 6)
+            for t in range(1, steps + 1)]
 
 
 def pruning_transform(method: str, granularity: str, level: float, **extra: Any) -> dict[str, Any]:
@@ -99,10 +100,19 @@ def sweep_cells(params: SparsityParams, spec_seed: int) -> list[dict[str, Any]]:
     """Every cell of the sweep: method × granularity × schedule × level × seed, plus the
     random and global-magnitude baselines, N:M patterns, quantization, low-rank, distillation
     and chain cells."""
-    cells: list[dict[str, Any]] = []
-    levels = params.levels.resolved()
     seeds = seeds_of(params, spec_seed)
+    return [
+        *_pruning_cells(params, seeds),
+        *_quantization_cells(params, seeds),
+        *_low_rank_and_distillation_cells(params, seeds),
+        *_chain_cells(params, seeds),
+    ]
+
+
+def _pruning_cells(params: SparsityParams, seeds: list[int]) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
     budget = params.finetune.epochs
+    levels = params.levels.resolved()
     combos: list[tuple[str, str]] = []
     for method in params.swept_methods():
         if method == "nm":
@@ -119,8 +129,8 @@ def sweep_cells(params: SparsityParams, spec_seed: int) -> list[dict[str, Any]]:
                     cells.append(_cell(
                         "prune", method, granularity, schedule, level,
                         "channels" if structured else "sparsity", seed,
-                        pruning_steps(method, granularity, schedule, level, params), budget, params,
-                        structured=structured,
+                        pruning_steps(method, granularity, schedule, level, params), budget,
+                        params, structured=structured,
                     ))
     if "nm" in params.methods:
         for pattern in params.nm:
@@ -128,14 +138,20 @@ def sweep_cells(params: SparsityParams, spec_seed: int) -> list[dict[str, Any]]:
                 steps = [[{"name": "nm", "params": {"n": pattern.n, "m": pattern.m}}]]
                 cells.append(_cell(
                     "prune", "nm", f"{pattern.n}:{pattern.m}", "one_shot",
-                    round(1.0 - pattern.n / pattern.m, 6), "sparsity", seed, steps, budget, params,
-                    nm_m=pattern.m,
+                    round(1.0 - pattern.n / pattern.m, 6), "sparsity", seed, steps, budget,
+                    params, nm_m=pattern.m,
                 ))
+    return cells
+
+
+def _quantization_cells(params: SparsityParams, seeds: list[int]) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
     for mode in params.quantization.int8:
         extra = {"samples": params.calibration_samples} if mode == "static" else {}
         for seed in seeds:
             steps = [[{"name": f"int8_{mode}", "params": extra}]]
-            cells.append(_cell("quant", f"int8_{mode}", "-", "one_shot", 8, "bits", seed, steps, 0.0, params))
+            cells.append(_cell("quant", f"int8_{mode}", "-", "one_shot", 8, "bits", seed, steps,
+                               0.0, params))
     for bits in params.quantization.bits:
         for seed in seeds:
             steps = [[{"name": "fake_quant", "params": {"bits": bits}}]]
@@ -143,10 +159,18 @@ def sweep_cells(params: SparsityParams, spec_seed: int) -> list[dict[str, Any]]:
                 "quant", "fake_quant", "-", "one_shot", bits, "bits", seed, steps, 0.0, params,
                 weight_bits=bits,
             ))
+    return cells
+
+
+def _low_rank_and_distillation_cells(
+    params: SparsityParams, seeds: list[int]
+) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
     for ratio in params.low_rank.rank_ratios:
         for seed in seeds:
             steps = [[{"name": "low_rank", "params": {"rank_ratio": ratio}}]]
-            cells.append(_cell("low_rank", "low_rank", "-", "one_shot", ratio, "rank_ratio", seed, steps, budget, params))
+            cells.append(_cell("low_rank", "low_rank", "-", "one_shot", ratio, "rank_ratio", seed,
+                               steps, params.finetune.epochs, params))
     dist = params.distillation
     for ratio in dist.width_ratios:
         for seed in seeds:
@@ -158,22 +182,32 @@ def sweep_cells(params: SparsityParams, spec_seed: int) -> list[dict[str, Any]]:
             if dist.student is not None:
                 d_params.update(student=dist.student, student_options=dict(dist.student_options))
             steps = [[{"name": "distill", "params": d_params}]]
-            cells.append(_cell("distill", "distill", "-", "one_shot", ratio, "width_ratio", seed, steps, 0.0, params))
-    for chain in params.chains:
-        for seed in seeds:
-            steps = [[t.model_dump(mode="json") for t in chain.transforms]]
-            bits = next((int(t.params["bits"]) for t in chain.transforms if t.name == "fake_quant" and "bits" in t.params), None)
-            nm_m = next((int(t.params.get("m", 4)) for t in chain.transforms if t.name == "nm"), None)
-            more: dict[str, Any] = {}
-            if bits is not None:
-                more["weight_bits"] = bits
-            if nm_m is not None:
-                more["nm_m"] = nm_m
-            cells.append(_cell("chain", f"chain:{chain.name}", "-", "one_shot", None, "-", seed, steps, 0.0, params, **more))
+            cells.append(_cell("distill", "distill", "-", "one_shot", ratio, "width_ratio", seed,
+                               steps, 0.0, params))
     return cells
 
 
-def sensitivity_trials(params: SparsityParams, spec_seed: int, targets: list[str]) -> list[dict[str, Any]]:
+def _chain_cells(params: SparsityParams, seeds: list[int]) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
+    for chain in params.chains:
+        bits = next((int(t.params["bits"]) for t in chain.transforms
+                     if t.name == "fake_quant" and "bits" in t.params), None)
+        nm_m = next((int(t.params.get("m", 4)) for t in chain.transforms if t.name == "nm"), None)
+        more: dict[str, Any] = {}
+        if bits is not None:
+            more["weight_bits"] = bits
+        if nm_m is not None:
+            more["nm_m"] = nm_m
+        for seed in seeds:
+            steps = [[t.model_dump(mode="json") for t in chain.transforms]]
+            cells.append(_cell("chain", f"chain:{chain.name}", "-", "one_shot", None, "-", seed,
+                               steps, 0.0, params, **more))
+    return cells
+
+
+def sensitivity_trials(
+    params: SparsityParams, spec_seed: int, targets: list[str]
+) -> list[dict[str, Any]]:
     """One trial per (target layer or channel group, level): that target alone pruned."""
     scan = params.sensitivity
     if scan is None:
@@ -276,7 +310,8 @@ def allocation_cells(
     for target in scan.allocation_levels:
         per_layer = sensitivity_allocation(curves, sizes, target)
         strategies: list[tuple[str, dict[str, Any]]] = [
-            ("sensitivity", pruning_transform(scan.method, "layer", target, **extra, per_layer=per_layer)),
+            ("sensitivity", pruning_transform(scan.method, "layer", target, **extra,
+                                              per_layer=per_layer)),
             ("uniform", pruning_transform(scan.method, "layer", target, **extra)),
             ("global", pruning_transform(scan.method, "global", target, **extra)),
         ]

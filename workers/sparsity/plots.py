@@ -27,7 +27,9 @@ def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> A
     colour = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
     markers = {"layer": "o", "global": "s"}
     prune = cells[cells["family"] == "prune"]
-    for (method, gran, sched), group in prune.groupby(["method", "granularity", "schedule"], sort=False):
+    for (method, gran, sched), group in prune.groupby(
+        ["method", "granularity", "schedule"], sort=False
+    ):
         group = group.sort_values("achieved_sparsity")
         acc = group["accuracy"].to_numpy(dtype=float)
         low = acc - group["accuracy_ci_low"].to_numpy(dtype=float)
@@ -42,7 +44,11 @@ def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> A
         ax.scatter(group["achieved_sparsity"], group["accuracy"], marker="x", s=30,
                    color=colour[method] if family != "allocation" else "black", label=label)
         for _, row in group.iterrows():
-            tag = row["granularity"] if family == "allocation" else (f"{row['level']:g}" if pd.notna(row["level"]) else "")
+            tag = (
+                row["granularity"]
+                if family == "allocation"
+                else (f"{row['level']:g}" if pd.notna(row["level"]) else "")
+            )
             ax.annotate(tag, (row["achieved_sparsity"], row["accuracy"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
     if dense_accuracy is not None:
@@ -74,7 +80,9 @@ def plot(report: Report) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     cells = report.tables.get("cells")
     if cells is not None and not cells.empty:
-        figures["accuracy_vs_sparsity"] = accuracy_vs_sparsity(cells, report.summary.get("dense_accuracy"))
+        figures["accuracy_vs_sparsity"] = accuracy_vs_sparsity(
+            cells, report.summary.get("dense_accuracy")
+        )
     sens = report.tables.get("sensitivity")
     if sens is not None and not sens.empty:
         figures["sensitivity_heatmap"] = sensitivity_heatmap(sens)

@@ -9,8 +9,8 @@ Definitions are in docs/sparsity.md; the ones computed here:
 * **compression ratio** — dense fp32 bytes of the dense model / bytes of the cell.
 * **theoretical speedup** — dense MACs of the dense model / effective MACs of the cell
   (zero weights skipped); **realized speedup** — dense latency / cell latency, both timed
-  round-robin in the same worker process (median over seeds); **masked speedup** — the same for the masked twin
-  of a structured cell (same channels zeroed instead of removed).
+  round-robin in the same worker process (median over seeds); **masked speedup** — the same
+  for the masked twin of a structured cell (same channels zeroed instead of removed).
 * **AUC** — area under accuracy vs achieved sparsity (piecewise linear through the dense
   point ``(0, dense accuracy)``), divided by its width, over ``[0, S]`` with ``S`` the largest
   sparsity every swept pruning curve of the report reaches (``auc``; NaN for a curve that
@@ -47,13 +47,16 @@ def _ratio(num: Any, den: Any) -> float:
     return num / den
 
 
-def cell_runs(cells: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]) -> pd.DataFrame:
+def cell_runs(
+    cells: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]
+) -> pd.DataFrame:
     """One row per finished cell trial (per seed), plus the dense reference row."""
     dense = meta["dense"]
     rows: list[dict[str, Any]] = [{
         "family": "dense", "method": "dense", "granularity": "-", "schedule": "-", "level": 0.0,
         "level_kind": "-", "seed": None, "accuracy": dense["accuracy"], "correct": dense["correct"],
-        "total": dense["total"], "achieved_sparsity": 1.0 - _ratio(dense["weights_nonzero"], dense["weights"]),
+        "total": dense["total"],
+        "achieved_sparsity": 1.0 - _ratio(dense["weights_nonzero"], dense["weights"]),
         "model_sparsity": 1.0 - _ratio(dense["nonzeros"], dense["params"]),
         "weights": dense["weights"], "weights_nonzero": dense["weights_nonzero"],
         "params": dense["params"], "nonzeros": dense["nonzeros"], "bytes": dense["bytes"],
@@ -67,7 +70,9 @@ def cell_runs(cells: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str
     for trial, result in cells:
         row: dict[str, Any] = {k: trial.get(k) for k in KEY}
         row["seed"] = trial.get("seed")
-        row["allocation"] = json.dumps(trial["allocation"], sort_keys=True) if trial.get("allocation") else None
+        row["allocation"] = (
+            json.dumps(trial["allocation"], sort_keys=True) if trial.get("allocation") else None
+        )
         if "error" in result:
             row["error"] = result["error"]
             rows.append(row)
@@ -84,7 +89,9 @@ def cell_runs(cells: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str
             "theoretical_speedup": _ratio(dense["macs"], result["macs_effective"]),
             "latency_seconds": result["latency_seconds"],
             "realized_speedup": _ratio(result["dense_latency_seconds"], result["latency_seconds"]),
-            "masked_speedup": _ratio(result["dense_latency_seconds"], result.get("masked_latency_seconds")),
+            "masked_speedup": _ratio(
+                result["dense_latency_seconds"], result.get("masked_latency_seconds")
+            ),
             "error": None,
         })
         rows.append(row)
@@ -116,7 +123,10 @@ def cell_table(runs: pd.DataFrame, meta: dict[str, Any], params: SparsityParams)
         row["seeds"] = int(len(ok))
         row["errors"] = int(len(group) - len(ok))
         accs = [float(a) for a in ok["accuracy"]]
-        correct, total = int(ok["correct"].sum()) if accs else 0, int(ok["total"].sum()) if accs else 0
+        correct, total = (
+            int(ok["correct"].sum()) if accs else 0,
+            int(ok["total"].sum()) if accs else 0,
+        )
         wilson = wilson_interval(correct, total) if total else (math.nan, math.nan)
         row["accuracy_wilson_low"], row["accuracy_wilson_high"] = wilson
         if len(accs) > 1 and len(set(accs)) > 1:
@@ -129,8 +139,11 @@ def cell_table(runs: pd.DataFrame, meta: dict[str, Any], params: SparsityParams)
             row.update(accuracy=float(np.mean(accs)), accuracy_ci_low=wilson[0],
                        accuracy_ci_high=wilson[1], ci_method="wilson (test inputs)")
         else:
-            row.update(accuracy=math.nan, accuracy_ci_low=math.nan, accuracy_ci_high=math.nan, ci_method="-")
-        row["accuracy_std"] = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0 if accs else math.nan
+            nan = math.nan
+            row.update(accuracy=nan, accuracy_ci_low=nan, accuracy_ci_high=nan, ci_method="-")
+        row["accuracy_std"] = (
+            float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0 if accs else math.nan
+        )
         for col in ("achieved_sparsity", "model_sparsity", "weights", "weights_nonzero", "params",
                     "nonzeros", "bytes", "compression_ratio", "macs", "macs_effective", "flops",
                     "aggregation_macs", "theoretical_speedup"):
@@ -144,7 +157,9 @@ def cell_table(runs: pd.DataFrame, meta: dict[str, Any], params: SparsityParams)
         return table
     table["accuracy_drop"] = float(meta["dense"]["accuracy"]) - table["accuracy"]
     table["pareto_bytes"] = pareto(table, "accuracy", "bytes")
-    table["pareto_speed"] = pareto(table.assign(inv=1.0 / table["realized_speedup"]), "accuracy", "inv")
+    table["pareto_speed"] = pareto(
+        table.assign(inv=1.0 / table["realized_speedup"]), "accuracy", "inv"
+    )
     return table
 
 
@@ -166,8 +181,13 @@ def curve_table(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     dense = float(meta["dense"]["accuracy"])
     prune = cells[(cells["family"] == "prune") & cells["accuracy"].notna()]
     curves: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    for (method, gran, sched), group in prune.groupby(["method", "granularity", "schedule"], sort=False):
-        pts = sorted((float(s), float(a)) for s, a in zip(group["achieved_sparsity"], group["accuracy"], strict=True))
+    for (method, gran, sched), group in prune.groupby(
+        ["method", "granularity", "schedule"], sort=False
+    ):
+        pts = sorted(
+            (float(s), float(a))
+            for s, a in zip(group["achieved_sparsity"], group["accuracy"], strict=True)
+        )
         pts = [(0.0, dense)] + [p for p in pts if p[0] > 0]
         curves[(method, gran, sched)] = pts
     if not curves:
@@ -185,10 +205,16 @@ def curve_table(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "auc_own": _area(pts, max(x for x, _ in pts)), "max_sparsity": max(x for x, _ in pts),
             "max_sparsity_within_1pt": max(within) if within else 0.0,
         })
-    return pd.DataFrame(rows).sort_values("auc", ascending=False, na_position="last").reset_index(drop=True)
+    return (
+        pd.DataFrame(rows)
+        .sort_values("auc", ascending=False, na_position="last")
+        .reset_index(drop=True)
+    )
 
 
-def sensitivity_table(scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]) -> pd.DataFrame:
+def sensitivity_table(
+    scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]
+) -> pd.DataFrame:
     dense = float(meta["dense"]["accuracy"])
     layer_sizes = {e["name"]: e["size"] for e in meta["layers"]}
     group_sizes = {e["name"]: e["size"] for e in meta["groups"]}
@@ -199,7 +225,7 @@ def sensitivity_table(scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: 
             "method": trial["method"], "target": trial["target"], "level": trial["level"],
             "seed": trial["seed"], "accuracy": result.get("accuracy", math.nan),
             "accuracy_drop": dense - float(result.get("accuracy", math.nan)),
-            "target_size": sizes.get(trial["target"]),  # weights, or channels of a group
+            "target_size": sizes.get(trial["target"]), # weights, or channels of a group
         })
     frame = pd.DataFrame(rows)
     return (frame.groupby(["method", "target", "level"], sort=False)
@@ -211,7 +237,11 @@ def sensitivity_table(scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: 
 def allocation_table(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     keep = ["method", "granularity", "level", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
             "achieved_sparsity", "bytes", "theoretical_speedup", "realized_speedup"]
-    table = cells[keep].rename(columns={"granularity": "strategy", "level": "target"}).reset_index(drop=True)
+    table = (
+        cells[keep]
+        .rename(columns={"granularity": "strategy", "level": "target"})
+        .reset_index(drop=True)
+    )
     alloc = runs[(runs["family"] == "allocation") & runs["allocation"].notna()]
     by_level = {float(lvl): a for lvl, a in zip(alloc["level"], alloc["allocation"], strict=True)}
     table["allocation"] = [
@@ -221,12 +251,15 @@ def allocation_table(cells: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: SparsityParams) -> dict[str, Any]:
+def summary(
+    tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: SparsityParams
+) -> dict[str, Any]:
     cells = tables["cells"]
     dense = meta["dense"]
     out: dict[str, Any] = {
         "dense_accuracy": dense["accuracy"], "dense_params": dense["params"],
-        "dense_macs": dense["macs"], "cells": int((cells["family"] != "dense").sum()) if not cells.empty else 0,
+        "dense_macs": dense["macs"],
+        "cells": int((cells["family"] != "dense").sum()) if not cells.empty else 0,
         "seeds": params.seeds, "levels": params.levels.resolved(),
     }
     if "curves" in tables:
@@ -238,18 +271,9 @@ def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: Spars
             for _, r in curves.iterrows() if pd.notna(r["auc"])
         }
     if not cells.empty:
-        structured = cells[cells["method"].isin(["channel_l1", "channel_l2"]) & (cells["family"] == "prune")]
-        if not structured.empty:
-            half = structured.loc[(structured["level"].astype(float) - 0.5).abs().idxmin()]
-            at = structured[structured["level"] == half["level"]]
-            best = at.loc[at["realized_speedup"].idxmax()] if at["realized_speedup"].notna().any() else at.iloc[0]
-            out["structured_at_half"] = {
-                "method": best["method"], "granularity": best["granularity"],
-                "schedule": best["schedule"], "level": float(best["level"]),
-                "realized_speedup": best["realized_speedup"], "masked_speedup": best["masked_speedup"],
-                "theoretical_speedup": best["theoretical_speedup"], "accuracy": best["accuracy"],
-                "achieved_sparsity": best["achieved_sparsity"],
-            }
+        at_half = _structured_at_half(cells)
+        if at_half is not None:
+            out["structured_at_half"] = at_half
         quant = cells[cells["method"].isin(["int8_dynamic", "int8_static"])]
         if not quant.empty:
             out["int8"] = {
@@ -258,7 +282,8 @@ def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: Spars
                 for _, r in quant.iterrows()
             }
         out["pareto_bytes"] = [
-            f"{r['method']}/{r['granularity']}/{r['schedule']}" + (f"@{r['level']:g}" if pd.notna(r["level"]) else "")
+            f"{r['method']}/{r['granularity']}/{r['schedule']}"
+            + (f"@{r['level']:g}" if pd.notna(r["level"]) else "")
             for _, r in cells[cells["pareto_bytes"]].iterrows()
         ]
     if "sensitivity" in tables:
@@ -274,6 +299,29 @@ def summary(tables: dict[str, pd.DataFrame], meta: dict[str, Any], params: Spars
         }
     out["hoefler_ppe"] = None  # see docs/sparsity.md: exact definition not available here
     return out
+
+
+def _structured_at_half(cells: pd.DataFrame) -> dict[str, Any] | None:
+    """The channel-pruning cell nearest 50 % sparsity with the best realized speedup."""
+    structured = cells[
+        cells["method"].isin(["channel_l1", "channel_l2"]) & (cells["family"] == "prune")
+    ]
+    if structured.empty:
+        return None
+    half = structured.loc[(structured["level"].astype(float) - 0.5).abs().idxmin()]
+    at = structured[structured["level"] == half["level"]]
+    best = (
+        at.loc[at["realized_speedup"].idxmax()]
+        if at["realized_speedup"].notna().any()
+        else at.iloc[0]
+    )
+    return {
+        "method": best["method"], "granularity": best["granularity"],
+        "schedule": best["schedule"], "level": float(best["level"]),
+        "realized_speedup": best["realized_speedup"], "masked_speedup": best["masked_speedup"],
+        "theoretical_speedup": best["theoretical_speedup"], "accuracy": best["accuracy"],
+        "achieved_sparsity": best["achieved_sparsity"],
+    }
 
 
 def composition_table(
@@ -313,7 +361,9 @@ def composition_table(
     per_model["sdc_only_variant"] = only_variant
     per_model["mcnemar_p"] = p_values
     order = {n: i for i, n in enumerate(names)}
-    per_model = per_model.sort_values(["dtype", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s)
+    per_model = per_model.sort_values(
+        ["dtype", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s
+    )
     return per_model.reset_index(drop=True)
 
 
@@ -321,7 +371,8 @@ def composition_summary(table: pd.DataFrame) -> dict[str, Any]:
     return {
         f"{r['variant']}/{r['dtype']}": {
             "sdc_rate": r["sdc_rate"], "sdc_ci": [r["sdc_ci_low"], r["sdc_ci_high"]],
-            "dense_vs_variant_sdc_ratio": r["dense_vs_variant_sdc_ratio"], "mcnemar_p": r["mcnemar_p"],
+            "dense_vs_variant_sdc_ratio": r["dense_vs_variant_sdc_ratio"],
+            "mcnemar_p": r["mcnemar_p"],
             "trials": r["trials"],
         }
         for _, r in table.iterrows()

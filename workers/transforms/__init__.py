@@ -2,19 +2,17 @@
 one file per method, registered by name and reused by every engine."""
 
 from faultlab.workers.transforms.registry import (
-    TransformEntry,
+    TRANSFORMS,
+    TransformFn,
     apply_transforms,
-    get_transform,
-    register_transform,
-    transform_entries,
+    run_transform,
     validate_transforms,
 )
 
 __all__ = [
-    "TransformEntry",
+    "TRANSFORMS",
+    "TransformFn",
     "apply_transforms",
-    "get_transform",
-    "register_transform",
-    "transform_entries",
+    "run_transform",
     "validate_transforms",
 ]

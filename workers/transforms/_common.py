@@ -2,8 +2,8 @@
 
 * which modules carry a prunable weight (convolutions, ``nn.Linear`` and PyG's ``Linear``
   inside ``GCNConv``/``SGConv``/``GATConv``/``SAGEConv``/``GINConv``);
-* parameter checks that raise :class:`~faultlab.errors.SpecError` naming the parameter
-  (the registry prefixes ``model.transforms[i].params.``);
+* the pydantic pieces the transforms' ``Params`` models share (layer selection, pruning
+  level, per-layer fractions; the registry names errors ``model.transforms[i].params.<name>``);
 * the mask arithmetic of ``torch.nn.utils.prune`` (``round(amount · n)`` weights with the
   smallest scores removed, ties broken by ``torch.topk``), so masks match it exactly;
 * calibration batches and model calls that work for image and graph models alike.
@@ -16,9 +16,10 @@ import sys
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from faultlab.errors import SpecError
@@ -97,90 +98,46 @@ def weight_layers(
     return [WeightLayer(name, found[name]) for name in chosen]
 
 
-# ---------------------------------------------------------------- parameter checks
+# ---------------------------------------------------------------- parameters
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+"""A fraction of weights (or channels) removed: a number in [0, 1)."""
+Ratio = Annotated[float, Field(gt=0.0, le=1.0)]
+"""A fraction kept: a number in (0, 1]."""
+LayerName = Annotated[str, Field(min_length=1, max_length=1000)]
+Scope = Literal["layer", "global"]
+"""Rank within each layer (every layer loses the same fraction) or across all chosen layers."""
 
 
-def check_keys(params: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    allowed = sorted(allowed)
-    for key in params:
-        if key not in allowed:
-            raise SpecError(key, "unknown parameter", allowed)
+class TransformParams(BaseModel):
+    """Base of every transform's parameters: unknown keys rejected, types not coerced."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
 
-def check_fraction(params: Mapping[str, Any], key: str, *, required: bool = True) -> None:
-    """``params[key]`` must be a number in [0, 1)."""
-    if key not in params:
-        if required:
-            raise SpecError(key, "is required (a fraction in [0, 1))")
-        return
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise SpecError(key, f"must be a number in [0, 1), got {value!r}")
+class LayerSelection(TransformParams):
+    """Which prunable (convolution / linear) layers a transform touches."""
+
+    layers: list[LayerName] | None = Field(None, max_length=100_000)
+    """Only these layers (qualified module names); default every convolution / linear layer."""
+    exclude: list[LayerName] | None = Field(None, max_length=100_000)
+    """Layers left untouched."""
 
 
-def check_ratio(params: Mapping[str, Any], key: str, *, default_ok: bool = False) -> None:
-    """``params[key]`` must be a number in (0, 1]."""
-    if key not in params:
-        if default_ok:
-            return
-        raise SpecError(key, "is required (a ratio in (0, 1])")
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
-        raise SpecError(key, f"must be a number in (0, 1], got {value!r}")
+class PruningParams(LayerSelection):
+    """A pruning level and the layers it applies to."""
+
+    sparsity: Fraction
+    """Fraction of weights removed, in [0, 1)."""
 
 
-def check_int(params: Mapping[str, Any], key: str, low: int, high: int) -> None:
-    if key not in params:
-        return
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(key, f"must be an integer in [{low}, {high}], got {value!r}")
+class PerLayerPruningParams(PruningParams):
+    """Pruning with per-layer overrides of the level (a sensitivity-derived allocation)."""
 
-
-def check_number(params: Mapping[str, Any], key: str, low: float, high: float, *, open_low: bool = False) -> None:
-    if key not in params:
-        return
-    value = params[key]
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = ok and (low < value if open_low else low <= value) and value <= high
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise SpecError(key, f"must be a number in {bracket}{low}, {high}], got {value!r}")
-
-
-def check_choice(params: Mapping[str, Any], key: str, allowed: Iterable[Any]) -> None:
-    allowed = list(allowed)
-    if key in params and params[key] not in allowed:
-        raise SpecError(key, f"must be one of the allowed values, got {params[key]!r}", allowed)
-
-
-def check_bool(params: Mapping[str, Any], key: str) -> None:
-    if key in params and not isinstance(params[key], bool):
-        raise SpecError(key, f"must be true or false, got {params[key]!r}", [True, False])
-
-
-def check_names(params: Mapping[str, Any], key: str) -> None:
-    if key not in params or params[key] is None:
-        return
-    value = params[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise SpecError(key, f"must be a list of layer names, got {value!r}")
-
-
-def check_per_layer(params: Mapping[str, Any], key: str = "per_layer") -> None:
-    if key not in params or params[key] is None:
-        return
-    value = params[key]
-    if not isinstance(value, dict):
-        raise SpecError(key, f"must map layer names to fractions in [0, 1), got {value!r}")
-    for name, fraction in value.items():
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
-            raise SpecError(f"{key}.{name}", f"must be a number in [0, 1), got {fraction!r}")
-
-
-def check_layer_selection(params: Mapping[str, Any]) -> None:
-    check_names(params, "layers")
-    check_names(params, "exclude")
+    per_layer: dict[str, Fraction] | None = None
+    """Layer name → fraction in [0, 1) overriding ``sparsity`` for that layer."""
 
 
 # ---------------------------------------------------------------- masks
@@ -208,7 +165,8 @@ def lowest_scores_mask(scores: torch.Tensor, count: int) -> torch.Tensor:
 def layerwise_masks(scores: list[torch.Tensor], fractions: list[float]) -> list[torch.Tensor]:
     """Each tensor's own ``fraction`` of lowest scores removed."""
     return [
-        lowest_scores_mask(s, prune_count(f, s.numel())) for s, f in zip(scores, fractions, strict=True)
+        lowest_scores_mask(s, prune_count(f, s.numel()))
+        for s, f in zip(scores, fractions, strict=True)
     ]
 
 

@@ -90,7 +90,9 @@ def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor
     return F.cross_entropy(logits, labels)
 
 
-def _graph_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def _graph_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor
+) -> torch.Tensor:
     """The model's output covers every node; only the training nodes ``ids`` are labelled."""
     return F.cross_entropy(logits[ids], labels[ids])
 
@@ -124,7 +126,10 @@ def distillation_loss(
     def loss(logits: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         target = soft_teacher if graph else soft_teacher[ids]
         soft = F.kl_div(F.log_softmax(logits / temperature, dim=1), target, reduction="batchmean")
-        hard = F.cross_entropy(logits[ids], labels[ids]) if graph else F.cross_entropy(logits, labels)
+        hard = (
+            F.cross_entropy(logits[ids], labels[ids]) if graph
+            else F.cross_entropy(logits, labels)
+        )
         return alpha * temperature**2 * soft + (1.0 - alpha) * hard
 
     return loss

@@ -1,5 +1,16 @@
-"""Structured L1/L2 channel pruning that physically removes channels and everything coupled
-to them, through Torch-Pruning's dependency graph."""
+r"""Structured L1/L2 channel pruning that physically removes channels and everything coupled
+to them, through Torch-Pruning's dependency graph.
+
+Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023 (Torch-Pruning); L1 filter
+norms follow Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017, L2 norms He et al.,
+"Soft Filter Pruning for Accelerating Deep Convolutional Neural Networks", IJCAI 2018. A group
+``g`` of coupled channels (a filter, its batch-norm entries, the next layers' input channels,
+...) scores the mean ``L_p`` norm of its weights,
+
+.. math:: I(g) = \frac{1}{|g|} \sum_{W \in g} \lVert W_{c} \rVert_p, \qquad p \in \{1, 2\}
+
+and the ``sparsity`` fraction of lowest-scoring groups (per layer or globally) is removed.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +25,37 @@ from torch import nn
 from faultlab.errors import SpecError
 from faultlab.workers.transforms._common import (
     CONV_TYPES,
-    check_bool,
-    check_choice,
-    check_fraction,
-    check_keys,
-    check_layer_selection,
-    check_per_layer,
+    Fraction,
+    PerLayerPruningParams,
+    Scope,
     example_inputs,
     to_torch_linear,
 )
-from faultlab.workers.transforms.registry import register_transform
-
-PARAMS = {"sparsity", "scope", "layers", "exclude", "per_layer", "masked", "max_ratio"}
+from faultlab.workers.transforms.registry import TRANSFORMS
 
 #: PyG layers whose channels are tied across attention heads in ways a channel mask cannot
 #: follow (a head's slice of ``lin`` is reshaped against ``att_src``/``att_dst``).
 UNSUPPORTED = ("GATConv", "GATv2Conv", "TransformerConv", "MultiheadAttention", "SuperGATConv")
 
 
-def validate(params: dict[str, Any]) -> None:
-    check_keys(params, PARAMS)
-    check_fraction(params, "sparsity")
-    check_fraction(params, "max_ratio", required=False)
-    check_choice(params, "scope", ["layer", "global"])
-    check_layer_selection(params)
-    check_per_layer(params)
-    check_bool(params, "masked")
+class Params(PerLayerPruningParams):
+    """Parameters of ``channel_l1`` / ``channel_l2``."""
+
+    sparsity: Fraction
+    """Fraction of each group's channels removed, in [0, 1) (parameters lose more)."""
+    scope: Scope = "layer"
+    """``layer``: the fraction of every group's channels; ``global``: ranked across groups."""
+    masked: bool = False
+    """Zero the channels in place (the masked twin) instead of removing them."""
+    max_ratio: Fraction = 0.95
+    """Largest fraction of any one group's channels removed, in [0, 1)."""
 
 
 def unsupported_layers(model: nn.Module) -> list[tuple[str, str]]:
     """``(name, type)`` of every layer structured pruning cannot handle."""
-    return [(n, type(m).__name__) for n, m in model.named_modules() if type(m).__name__ in UNSUPPORTED]
+    return [
+        (n, type(m).__name__) for n, m in model.named_modules() if type(m).__name__ in UNSUPPORTED
+    ]
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,9 @@ def output_layers(model: nn.Module, data: Any, graph: Any) -> set[nn.Module]:
 
     roots = [m for m in model.modules() if isinstance(m, (*CONV_TYPES, nn.Linear))]
     produced: list[tuple[nn.Module, Any]] = []  # holds the outputs alive: ids are not reused
-    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out))) for m in roots]
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out))) for m in roots
+    ]
     try:
         with torch.no_grad():
             out = model(*example_inputs(data))
@@ -95,9 +108,13 @@ def channel_groups(model: nn.Module, data: Any) -> list[ChannelGroup]:
     names = {m: n for n, m in model.named_modules()}
     outputs = output_layers(model, data, graph)
     groups = []
-    for group in graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]):
+    for group in graph.get_all_groups(
+        ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]
+    ):
         root = group[0].dep.target.module
-        members = sorted({names[it.dep.target.module] for it in group if it.dep.target.module in names})
+        members = sorted(
+            {names[it.dep.target.module] for it in group if it.dep.target.module in names}
+        )
         groups.append(ChannelGroup(names[root], tuple(members), len(group[0].idxs)))
     return groups
 
@@ -160,8 +177,13 @@ def zero_group(group: Any, graph: Any) -> None:
                 for tensor in (module.weight, module.bias):
                     if tensor is not None:
                         tensor.index_fill_(0, idxs, 0.0)
-            elif any(True for _ in getattr(module, "parameters", lambda **_: iter(()))(recurse=False)):
+            elif _has_own_parameters(module):
                 raise SpecError("masked", f"cannot mask channels of {type(module).__name__}")
+
+
+def _has_own_parameters(module: Any) -> bool:
+    params = getattr(module, "parameters", None)
+    return params is not None and next(iter(params(recurse=False)), None) is not None
 
 
 def _groups(pruner: Any) -> Iterator[Any]:
@@ -183,6 +205,7 @@ def prune_channels(
     masked: bool = False,
     max_ratio: float = 0.95,
 ) -> nn.Module:
+    """Removes (or, ``masked``, zeroes) the lowest-``L_norm`` coupled channels of ``model``."""
     import torch_pruning as tp
 
     model = to_torch_linear(model)
@@ -191,59 +214,21 @@ def prune_channels(
     model.eval()
     graph = _dependency_graph(model, data)
     modules = dict(model.named_modules())
-    roots = {n for n, m in modules.items() if isinstance(m, (*CONV_TYPES, nn.Linear))}
     outputs = output_layers(model, data, graph)
-    for key, names in (("layers", layers), ("exclude", exclude), ("per_layer", list(per_layer or {}))):
-        for i, name in enumerate(names or []):
-            if name not in roots:
-                raise SpecError(f"{key}[{i}]" if key != "per_layer" else f"per_layer.{name}",
-                                f"no convolution or linear layer named {name!r}", sorted(roots))
-    # Torch-Pruning skips a whole group as soon as one of its layers is ignored, so choosing
-    # layers means ignoring the layers of every *other* group (groups never share a layer).
-    all_groups = list(graph.get_all_groups(ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]))
+    _check_layer_names(modules, layers, exclude, per_layer)
+    all_groups = list(graph.get_all_groups(
+        ignored_layers=list(outputs), root_module_types=[*CONV_TYPES, nn.Linear]
+    ))
     members = [
         {it.dep.target.module for it in group
-         if graph.is_out_channel_pruning_fn(it.dep.handler) and _conv_or_linear(it.dep.target.module)}
+         if graph.is_out_channel_pruning_fn(it.dep.handler)
+         and _conv_or_linear(it.dep.target.module)}
         for group in all_groups
     ]
-    ignored = set(outputs)
-    if layers is not None:
-        wanted = {modules[n] for n in layers}
-        for i, name in enumerate(layers):
-            if not any(modules[name] in group for group in members):
-                raise SpecError(f"layers[{i}]", f"{name!r} is an output (class) layer: its channels cannot be removed")
-        for group in members:
-            if not group & wanted:
-                ignored |= group
-    ignored |= {modules[n] for n in exclude or []}  # excluding a layer keeps its whole group
-    if not any(not (group & ignored) for group in members):
-        raise SpecError(
-            "layers",
-            "no channel can be removed: every convolution / linear layer left is an output "
-            "(class) layer or excluded (e.g. SGC's single layer maps features to classes)",
-        )
-    # Torch-Pruning leaves a group untouched when its ratio would remove every channel (a
-    # 16-channel layer at 95 %), so each group's ratio is capped to keep one channel; in
-    # global ranking each group's most important channel is kept for the same reason.
-    module_names = {m: n for n, m in modules.items()}
-    ratios: dict[nn.Module, float] = {}
-    requested_ratios = dict(per_layer or {})
-    active_channels = []
-    for group, group_members in zip(all_groups, members, strict=True):
-        if group_members & ignored:
-            continue
-        active_channels.append(len(group[0].idxs))
-        named = sorted(module_names[m] for m in group_members)
-        requested = next((float(requested_ratios[n]) for n in named if n in requested_ratios), None)
-        if requested is None and scope == "global":
-            continue
-        channels = len(group[0].idxs)
-        cap = 1.0 - (1.0 + 1e-6) / channels if channels > 1 else 0.0
-        ratios[modules[named[0]]] = max(0.0, min(sparsity if requested is None else requested, cap))
-    default_ratio = sparsity
-    if scope == "global" and active_channels:
-        # The global threshold must leave one channel per group (those are made unprunable).
-        default_ratio = min(sparsity, 1.0 - len(active_channels) * (1.0 + 1e-6) / sum(active_channels))
+    ignored = _ignored_layers(modules, members, outputs, layers, exclude)
+    ratios, default_ratio = _group_ratios(
+        modules, all_groups, members, ignored, sparsity, scope, per_layer
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unwrapped nn.Parameter notices (see _dependency_graph)
         pruner = tp.pruner.BasePruner(
@@ -265,6 +250,81 @@ def prune_channels(
     return model
 
 
+def _check_layer_names(
+    modules: dict[str, nn.Module], layers: list[str] | None, exclude: list[str] | None,
+    per_layer: dict[str, float] | None,
+) -> None:
+    roots = {n for n, m in modules.items() if isinstance(m, (*CONV_TYPES, nn.Linear))}
+    named = (("layers", layers), ("exclude", exclude), ("per_layer", list(per_layer or {})))
+    for key, names in named:
+        for i, name in enumerate(names or []):
+            if name not in roots:
+                field = f"{key}[{i}]" if key != "per_layer" else f"per_layer.{name}"
+                problem = f"no convolution or linear layer named {name!r}"
+                raise SpecError(field, problem, sorted(roots))
+
+
+def _ignored_layers(
+    modules: dict[str, nn.Module], members: list[set[nn.Module]], outputs: set[nn.Module],
+    layers: list[str] | None, exclude: list[str] | None,
+) -> set[nn.Module]:
+    """The layers Torch-Pruning must leave alone: outputs, excluded ones, and — when ``layers``
+    chooses — every group without a chosen layer."""
+    # Torch-Pruning skips a whole group as soon as one of its layers is ignored, so choosing
+    # layers means ignoring the layers of every *other* group (groups never share a layer).
+    ignored = set(outputs)
+    if layers is not None:
+        wanted = {modules[n] for n in layers}
+        for i, name in enumerate(layers):
+            if not any(modules[name] in group for group in members):
+                raise SpecError(
+                    f"layers[{i}]",
+                    f"{name!r} is an output (class) layer: its channels cannot be removed",
+                )
+        for group in members:
+            if not group & wanted:
+                ignored |= group
+    ignored |= {modules[n] for n in exclude or []}  # excluding a layer keeps its whole group
+    if not any(not (group & ignored) for group in members):
+        raise SpecError(
+            "layers",
+            "no channel can be removed: every convolution / linear layer left is an output "
+            "(class) layer or excluded (e.g. SGC's single layer maps features to classes)",
+        )
+    return ignored
+
+
+def _group_ratios(
+    modules: dict[str, nn.Module], all_groups: list[Any], members: list[set[nn.Module]],
+    ignored: set[nn.Module], sparsity: float, scope: str, per_layer: dict[str, float] | None,
+) -> tuple[dict[nn.Module, float], float]:
+    """Torch-Pruning's per-group ratios (keyed by root module) and its default ratio."""
+    # Torch-Pruning leaves a group untouched when its ratio would remove every channel (a
+    # 16-channel layer at 95 %), so each group's ratio is capped to keep one channel; in
+    # global ranking each group's most important channel is kept for the same reason.
+    module_names = {m: n for n, m in modules.items()}
+    ratios: dict[nn.Module, float] = {}
+    requested_ratios = dict(per_layer or {})
+    active_channels = []
+    for group, group_members in zip(all_groups, members, strict=True):
+        if group_members & ignored:
+            continue
+        active_channels.append(len(group[0].idxs))
+        named = sorted(module_names[m] for m in group_members)
+        requested = next((float(requested_ratios[n]) for n in named if n in requested_ratios), None)
+        if requested is None and scope == "global":
+            continue
+        channels = len(group[0].idxs)
+        cap = 1.0 - (1.0 + 1e-6) / channels if channels > 1 else 0.0
+        ratios[modules[named[0]]] = max(0.0, min(sparsity if requested is None else requested, cap))
+    default_ratio = sparsity
+    if scope == "global" and active_channels:
+        # The global threshold must leave one channel per group (those are made unprunable).
+        kept = len(active_channels) * (1.0 + 1e-6) / sum(active_channels)
+        default_ratio = min(sparsity, 1.0 - kept)
+    return ratios, default_ratio
+
+
 _DOC = """Structured {norm_name} channel (filter) pruning with dependency handling: every
     coupled group of channels (a convolution's filters with their batch-norm entries, the
     next layers' input channels, and all layers tied by residual additions or GNN message
@@ -280,22 +340,33 @@ _DOC = """Structured {norm_name} channel (filter) pruning with dependency handli
     attention layers are rejected."""
 
 
-def channel_l1(model: nn.Module, data: Any, *, seed: int = 0, **params: Any) -> nn.Module:
-    return prune_channels(model, data, norm=1, **params)
+def _channel_pruning(norm: int) -> Any:
+    def prune(model: nn.Module, data: Any, params: Params, *, seed: int = 0) -> nn.Module:
+        return prune_channels(
+            model, data, norm=norm, sparsity=params.sparsity, scope=params.scope,
+            layers=params.layers, exclude=params.exclude, per_layer=params.per_layer,
+            masked=params.masked, max_ratio=params.max_ratio,
+        )
+
+    return prune
 
 
-def channel_l2(model: nn.Module, data: Any, *, seed: int = 0, **params: Any) -> nn.Module:
-    return prune_channels(model, data, norm=2, **params)
-
-
+channel_l1 = _channel_pruning(1)
 channel_l1.__doc__ = _DOC.format(
     norm_name="L1", p=1,
     cite='L1 filter norms follow Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017.',
 )
+channel_l2 = _channel_pruning(2)
 channel_l2.__doc__ = _DOC.format(
     norm_name="L2", p=2,
     cite='L2 filter norms follow He et al., "Soft Filter Pruning for Accelerating Deep '
     'Convolutional Neural Networks", IJCAI 2018.',
 )
-register_transform("channel_l1", validate=validate)(channel_l1)
-register_transform("channel_l2", validate=validate)(channel_l2)
+TRANSFORMS.register(
+    "channel_l1", params=Params,
+    citation="Li et al., ICLR 2017 (DepGraph groups): drop the lowest I(g) = mean ||W_g||_1",
+)(channel_l1)
+TRANSFORMS.register(
+    "channel_l2", params=Params,
+    citation="He et al., IJCAI 2018 (DepGraph groups): drop the lowest I(g) = mean ||W_g||_2",
+)(channel_l2)

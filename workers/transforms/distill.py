@@ -1,44 +1,52 @@
-"""Knowledge distillation of a smaller student from the teacher's logits."""
+r"""Knowledge distillation of a smaller student from the teacher's logits.
+
+Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015 (the
+distillation family of Cheng et al.'s compression survey, 2017). The student (logits ``z_s``)
+is trained against the frozen teacher's logits ``z_t`` and the labels ``y``:
+
+.. math:: \mathcal{L} = \alpha T^2 \, \mathrm{KL}\big(\operatorname{softmax}(z_t / T)
+          \,\|\, \operatorname{softmax}(z_s / T)\big) + (1 - \alpha)\,
+          \mathrm{CE}(z_s, y)
+
+with ``T = temperature`` and ``α = alpha``.
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from faultlab.errors import SpecError
-from faultlab.workers.transforms._common import (
-    check_choice,
-    check_keys,
-    check_number,
-    check_ratio,
-    is_graph,
-)
+from faultlab.workers.transforms._common import Ratio, TransformParams, is_graph
 from faultlab.workers.transforms._training import distillation_loss, train
-from faultlab.workers.transforms.registry import register_transform
-
-PARAMS = {
-    "width_ratio", "student", "student_options", "init", "epochs", "lr", "batch_size",
-    "temperature", "alpha",
-}
+from faultlab.workers.transforms.registry import TRANSFORMS
 
 
-def validate(params: dict[str, Any]) -> None:
-    check_keys(params, PARAMS)
-    check_ratio(params, "width_ratio", default_ok=True)
-    student = params.get("student")
-    if student is not None and (not isinstance(student, str) or not student):
-        raise SpecError("student", f"must be a zoo model name, got {student!r}")
-    if not isinstance(params.get("student_options", {}), dict):
-        raise SpecError("student_options", "must be a mapping of model options")
-    check_choice(params, "init", ["random", "inherit"])
-    check_number(params, "epochs", 0, 10_000, open_low=True)
-    check_number(params, "lr", 0, 10, open_low=True)
-    check_number(params, "batch_size", 1, 65_536)
-    check_number(params, "temperature", 0, 100, open_low=True)
-    check_number(params, "alpha", 0, 1)
+class Params(TransformParams):
+    """Parameters of ``distill``."""
+
+    width_ratio: Ratio = 0.5
+    """Channels the slimmed student keeps, in (0, 1] (ignored with ``student``)."""
+    student: str | None = Field(None, min_length=1, max_length=100)
+    """A zoo model name to train as the student instead of the slimmed teacher."""
+    student_options: dict[str, Any] = Field(default_factory=dict)
+    """Options of the zoo ``student``."""
+    init: Literal["random", "inherit"] = "random"
+    """Re-initialise the slimmed student, or keep the teacher's surviving weights."""
+    epochs: float = Field(10.0, gt=0.0, le=10_000.0)
+    """Passes over the training split (fractions allowed)."""
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    """Adam learning rate."""
+    batch_size: float = Field(64, ge=1, le=65_536)
+    """Images per step (graphs train full batch); truncated to an integer."""
+    temperature: float = Field(4.0, gt=0.0, le=100.0)
+    """Softening temperature T of both softmaxes."""
+    alpha: float = Field(0.9, ge=0.0, le=1.0)
+    """Weight α of the soft (teacher) term; ``1 − α`` weighs the label cross-entropy."""
 
 
 def reinitialize(model: nn.Module, seed: int) -> None:
@@ -60,7 +68,8 @@ def make_student(
 
         torch.manual_seed(seed)
         try:
-            return build_model(ModelSpec.model_validate({"name": student, "options": student_options}), data)
+            spec = ModelSpec.model_validate({"name": student, "options": student_options})
+            return build_model(spec, data)
         except SpecError as exc:
             raise SpecError("student", exc.problem, exc.allowed) from None
     from faultlab.workers.transforms.channel_pruning import prune_channels
@@ -78,27 +87,14 @@ def make_student(
     return slim
 
 
-@register_transform("distill", validate=validate)
-def distill(
-    model: nn.Module,
-    data: Any,
-    *,
-    seed: int = 0,
-    width_ratio: float = 0.5,
-    student: str | None = None,
-    student_options: dict[str, Any] | None = None,
-    init: str = "random",
-    epochs: float = 10.0,
-    lr: float = 3e-3,
-    batch_size: int = 64,
-    temperature: float = 4.0,
-    alpha: float = 0.9,
-) -> nn.Module:
-    """Knowledge distillation (Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
-    Network", 2015; the distillation family of Cheng et al.'s survey, 2017): a student is
-    trained on ``α · T² · KL(softmax(z_t/T) ‖ softmax(z_s/T)) + (1 − α) · CE(z_s, y)`` with
-    the (frozen) teacher's logits ``z_t``, Adam for ``epochs`` over the training split
-    (graphs: full batch, the soft term on every node, the hard term on labelled nodes).
+@TRANSFORMS.register(
+    "distill", params=Params,
+    citation="Hinton et al., 2015: α T² KL(softmax(z_t/T) ‖ softmax(z_s/T)) + (1 − α) CE(z_s, y)",
+)
+def distill(model: nn.Module, data: Any, params: Params, *, seed: int = 0) -> nn.Module:
+    """Knowledge distillation: a student is trained on the loss of the module docstring with
+    the (frozen) teacher's logits, Adam for ``epochs`` over the training split (graphs: full
+    batch, the soft term on every node, the hard term on labelled nodes).
 
     The student is the teacher's own architecture slimmed to ``width_ratio`` of its channels
     (Torch-Pruning, every coupled group uniformly; ``init: random`` re-initialises it,
@@ -106,8 +102,8 @@ def distill(
     with ``student_options``. Returns the student."""
     teacher = model.eval()
     student_model = make_student(
-        teacher, data, width_ratio=width_ratio, student=student,
-        student_options=dict(student_options or {}), init=init, seed=seed,
+        teacher, data, width_ratio=params.width_ratio, student=params.student,
+        student_options=dict(params.student_options), init=params.init, seed=seed,
     )
     with torch.no_grad():
         if is_graph(data):
@@ -115,9 +111,9 @@ def distill(
         else:
             x, _ = data.split("train")
             teacher_logits = torch.cat([teacher(x[i : i + 512]) for i in range(0, len(x), 512)])
-    loss = distillation_loss(teacher_logits, temperature, alpha, is_graph(data))
+    loss = distillation_loss(teacher_logits, params.temperature, params.alpha, is_graph(data))
     train(
-        student_model, data, epochs=epochs, lr=lr, batch_size=int(batch_size), seed=seed,
-        keep_zeros=False, loss_fn=loss,
+        student_model, data, epochs=params.epochs, lr=params.lr,
+        batch_size=int(params.batch_size), seed=seed, keep_zeros=False, loss_fn=loss,
     )
     return student_model.eval()

@@ -1,38 +1,49 @@
-"""Post-training static int8 quantization with calibration (torch.ao), for convolutions and
-linear layers."""
+r"""Post-training static int8 quantization with calibration (torch.ao), for convolutions and
+linear layers.
+
+Jacob et al., "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-
+Only Inference", CVPR 2018; Krishnamoorthi's 2018 whitepaper. Weights (per output channel)
+and activations get affine int8 grids whose scales and zero points come from observing
+calibration inputs:
+
+.. math:: q(x) = \operatorname{clamp}(\operatorname{round}(x / s) + z, q_{min}, q_{max}),
+          \qquad s = (x_{max} - x_{min}) / (q_{max} - q_{min})
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.workers.transforms._common import (
     CONV_TYPES,
+    TransformParams,
     calibration_batch,
-    check_choice,
-    check_int,
-    check_keys,
     example_inputs,
     is_graph,
     replace_module,
     to_torch_linear,
 )
-from faultlab.workers.transforms.int8_dynamic import BACKENDS, set_backend
-from faultlab.workers.transforms.registry import register_transform
-
-PARAMS = {"backend", "samples", "batch_size", "mode"}
+from faultlab.workers.transforms.int8_dynamic import Backend, set_backend
+from faultlab.workers.transforms.registry import TRANSFORMS
 
 
-def validate(params: dict[str, Any]) -> None:
-    check_keys(params, PARAMS)
-    check_choice(params, "backend", BACKENDS)
-    check_choice(params, "mode", ["auto", "fx", "eager"])
-    check_int(params, "samples", 1, 1_000_000)
-    check_int(params, "batch_size", 1, 65_536)
+class Params(TransformParams):
+    """Parameters of ``int8_static``."""
+
+    backend: Backend = "x86"
+    """torch.ao quantized engine (its default qconfig picks the observers)."""
+    samples: int = Field(256, ge=1, le=1_000_000)
+    """Calibration inputs drawn from the training split with ``seed``."""
+    batch_size: int = Field(128, ge=1, le=65_536)
+    """Calibration inputs per forward pass (image models)."""
+    mode: Literal["auto", "fx", "eager"] = "auto"
+    """``fx`` (traced graph), ``eager`` (wrap each layer) or ``auto`` (FX, else eager)."""
 
 
 def _calibrate(model: nn.Module, data: Any, samples: int, batch_size: int, seed: int) -> None:
@@ -46,7 +57,9 @@ def _calibrate(model: nn.Module, data: Any, samples: int, batch_size: int, seed:
                 model(x[i : i + batch_size])
 
 
-def _fx(model: nn.Module, data: Any, backend: str, samples: int, batch_size: int, seed: int) -> nn.Module:
+def _fx(
+    model: nn.Module, data: Any, backend: str, samples: int, batch_size: int, seed: int
+) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -55,7 +68,9 @@ def _fx(model: nn.Module, data: Any, backend: str, samples: int, batch_size: int
     return convert_fx(prepared)  # type: ignore[no-any-return]
 
 
-def _eager(model: nn.Module, data: Any, backend: str, samples: int, batch_size: int, seed: int) -> nn.Module:
+def _eager(
+    model: nn.Module, data: Any, backend: str, samples: int, batch_size: int, seed: int
+) -> nn.Module:
     from torch.ao.quantization import QuantWrapper, convert, get_default_qconfig, prepare
 
     qconfig = get_default_qconfig(backend)
@@ -70,17 +85,11 @@ def _eager(model: nn.Module, data: Any, backend: str, samples: int, batch_size: 
     return model
 
 
-@register_transform("int8_static", validate=validate)
-def int8_static(
-    model: nn.Module,
-    data: Any,
-    *,
-    seed: int = 0,
-    backend: str = "x86",
-    samples: int = 256,
-    batch_size: int = 128,
-    mode: str = "auto",
-) -> nn.Module:
+@TRANSFORMS.register(
+    "int8_static", params=Params,
+    citation="Jacob et al., CVPR 2018: q(x) = round(x / s) + z, s and z from calibration",
+)
+def int8_static(model: nn.Module, data: Any, params: Params, *, seed: int = 0) -> nn.Module:
     """Post-training static quantization (Jacob et al., CVPR 2018; Krishnamoorthi's 2018
     whitepaper): int8 weights (per-channel) and int8 activations whose scales come from
     observing ``samples`` training inputs drawn with ``seed`` (histogram / min-max
@@ -93,6 +102,9 @@ def int8_static(
     any model, GNN message passing included, at the price of a float round trip per layer.
     ``auto`` (default) uses FX for image models and falls back to eager when tracing fails
     (always for graph models, whose PyG convolutions do not trace)."""
+    backend, samples, batch_size, mode = (
+        params.backend, params.samples, params.batch_size, params.mode
+    )
     set_backend(backend)
     model = to_torch_linear(model).eval()
     if not any(isinstance(m, (*CONV_TYPES, nn.Linear)) for m in model.modules()):
@@ -106,5 +118,6 @@ def int8_static(
                 return _fx(copy.deepcopy(model), data, backend, samples, batch_size, seed)
             except Exception as exc:  # noqa: BLE001 - any tracing failure means "not traceable"
                 if mode == "fx":
-                    raise SpecError("mode", f"FX tracing failed ({type(exc).__name__}: {exc}); use eager") from None
+                    problem = f"FX tracing failed ({type(exc).__name__}: {exc}); use eager"
+                    raise SpecError("mode", problem) from None
         return _eager(model, data, backend, samples, batch_size, seed)

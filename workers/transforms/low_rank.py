@@ -1,4 +1,15 @@
-"""Low-rank factorization of linear and convolution layers by truncated SVD."""
+r"""Low-rank factorization of linear and convolution layers by truncated SVD.
+
+Denton et al., "Exploiting Linear Structure Within Convolutional Networks for Efficient
+Evaluation", NeurIPS 2014; Jaderberg et al., BMVC 2014; the low-rank family of Cheng et al.'s
+compression survey, 2017. A weight ``W ∈ R^{out×K}`` (``K = in·k…`` for a convolution) is
+replaced by its best rank-``r`` approximation (Eckart–Young):
+
+.. math:: W \approx A B, \quad A = U_r \Sigma_r^{1/2}, \ B = \Sigma_r^{1/2} V_r^{\top},
+          \qquad r = \lceil \rho \cdot \min(out, K) \rceil
+
+with ``ρ = rank_ratio``.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +19,23 @@ import torch
 from torch import nn
 
 from faultlab.workers.transforms._common import (
-    check_bool,
-    check_keys,
-    check_layer_selection,
-    check_ratio,
+    LayerSelection,
+    Ratio,
     pyg_linear_type,
     rank_for,
     replace_module,
     weight_layers,
 )
-from faultlab.workers.transforms.registry import register_transform
-
-PARAMS = {"rank_ratio", "layers", "exclude", "force"}
+from faultlab.workers.transforms.registry import TRANSFORMS
 
 
-def validate(params: dict[str, Any]) -> None:
-    check_keys(params, PARAMS)
-    check_ratio(params, "rank_ratio")
-    check_layer_selection(params)
-    check_bool(params, "force")
+class Params(LayerSelection):
+    """Parameters of ``low_rank``."""
+
+    rank_ratio: Ratio
+    """Fraction ρ of the full rank kept, in (0, 1]."""
+    force: bool = False
+    """Factorize even where the factors are not smaller than the layer (and grouped convs)."""
 
 
 def svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +68,8 @@ def factorize_conv(conv: nn.Conv1d | nn.Conv2d | nn.Conv3d, rank: int) -> nn.Seq
     a, b = svd_factors(weight.reshape(out_c, -1).double(), rank)
     cls = type(conv)
     first = cls(
-        conv.in_channels, rank, conv.kernel_size, conv.stride, conv.padding, conv.dilation,  # type: ignore[arg-type]
+        conv.in_channels, rank, conv.kernel_size, conv.stride,  # type: ignore[arg-type]
+        conv.padding, conv.dilation,  # type: ignore[arg-type]
         groups=1, bias=False, padding_mode=conv.padding_mode,
     )
     ones = (1,) * (weight.dim() - 2)
@@ -72,20 +82,12 @@ def factorize_conv(conv: nn.Conv1d | nn.Conv2d | nn.Conv3d, rank: int) -> nn.Seq
     return nn.Sequential(first, second)
 
 
-@register_transform("low_rank", validate=validate)
-def low_rank(
-    model: nn.Module,
-    data: Any,
-    *,
-    seed: int = 0,
-    rank_ratio: float,
-    layers: list[str] | None = None,
-    exclude: list[str] | None = None,
-    force: bool = False,
-) -> nn.Module:
-    """Truncated-SVD low-rank factorization (Denton et al., "Exploiting Linear Structure
-    Within Convolutional Networks for Efficient Evaluation", NeurIPS 2014; Jaderberg et al.,
-    BMVC 2014; the low-rank family of Cheng et al.'s compression survey, 2017). A weight
+@TRANSFORMS.register(
+    "low_rank", params=Params,
+    citation="Denton et al., NeurIPS 2014: W ≈ U_r Σ_r V_rᵀ, r = ⌈ρ · min(out, K)⌉",
+)
+def low_rank(model: nn.Module, data: Any, params: Params, *, seed: int = 0) -> nn.Module:
+    """Truncated-SVD low-rank factorization. A weight
     ``W ∈ R^{out×K}`` (``K = in·k…`` for a convolution) keeps rank
     ``r = ⌈rank_ratio · min(out, K)⌉``: a linear layer becomes ``Linear(in→r) ∘ Linear(r→out)``,
     a convolution becomes a ``k×k`` conv ``in→r`` (same stride, padding, dilation) then a
@@ -94,11 +96,11 @@ def low_rank(
     be smaller (``r·(out+K) ≥ out·K``) or grouped convolutions are left alone unless
     ``force``."""
     pyg = pyg_linear_type()
-    for layer in weight_layers(model, layers, exclude or ()):
+    for layer in weight_layers(model, params.layers, params.exclude or ()):
         module, weight = layer.module, layer.weight
         out_dim, k_dim = weight.shape[0], weight[0].numel()
-        rank = rank_for(rank_ratio, min(out_dim, k_dim))
-        if rank * (out_dim + k_dim) >= out_dim * k_dim and not force:
+        rank = rank_for(params.rank_ratio, min(out_dim, k_dim))
+        if rank * (out_dim + k_dim) >= out_dim * k_dim and not params.force:
             continue
         if isinstance(module, nn.Linear) or (pyg is not None and isinstance(module, pyg)):
             new = factorize_linear(weight, module.bias, rank)  # type: ignore[arg-type]

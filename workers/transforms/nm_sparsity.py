@@ -1,35 +1,48 @@
-"""N:M semi-structured sparsity (2:4 by default): N nonzeros in every M consecutive weights."""
+r"""N:M semi-structured sparsity (2:4 by default): N nonzeros in every M consecutive weights.
+
+Mishra et al., "Accelerating Sparse Deep Neural Networks", arXiv 2104.08378, 2021 (NVIDIA's
+2:4 for sparse tensor cores); Zhou et al., "Learning N:M Fine-grained Structured Sparse Neural
+Networks From Scratch", ICLR 2021. Along the input-channel axis (channels-last for
+convolutions) every group ``G`` of ``m`` consecutive weights keeps its ``n`` largest:
+
+.. math:: m_i = 1 \iff |w_i| \text{ is among the } n \text{ largest of its group } G,
+          \qquad \text{sparsity} = 1 - n/m
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.workers.transforms._common import (
     CONV_TYPES,
+    LayerSelection,
     WeightLayer,
     bake_masks,
-    check_int,
-    check_keys,
-    check_layer_selection,
     weight_layers,
 )
-from faultlab.workers.transforms.registry import register_transform
-
-PARAMS = {"n", "m", "layers", "exclude"}
+from faultlab.workers.transforms.registry import TRANSFORMS
 
 
-def validate(params: dict[str, Any]) -> None:
-    check_keys(params, PARAMS)
-    check_int(params, "n", 1, 64)
-    check_int(params, "m", 2, 64)
-    n, m = params.get("n", 2), params.get("m", 4)
-    if isinstance(n, int) and isinstance(m, int) and n >= m:
-        raise SpecError("n", f"N:M needs N < M, got {n}:{m}")
-    check_layer_selection(params)
+class Params(LayerSelection):
+    """Parameters of ``nm`` (``m`` first: ``n`` is checked against it)."""
+
+    m: int = Field(4, ge=2, le=64)
+    """Group size M: consecutive weights along the input-channel axis."""
+    n: int = Field(2, ge=1, le=64, validate_default=True)
+    """Weights kept per group (N < M)."""
+
+    @field_validator("n")
+    @classmethod
+    def _below_m(cls, n: int, info: ValidationInfo) -> int:
+        m = info.data.get("m")
+        if m is not None and n >= m:
+            raise ValueError(f"N:M needs N < M, got {n}:{m}")
+        return n
 
 
 def reduction_last(weight: torch.Tensor, is_conv: bool) -> torch.Tensor:
@@ -51,7 +64,9 @@ def nm_mask(weight: torch.Tensor, n: int, m: int, is_conv: bool) -> torch.Tensor
     return mask.contiguous()
 
 
-def nm_layers(model: nn.Module, m: int, layers: list[str] | None, exclude: list[str] | None) -> list[WeightLayer]:
+def nm_layers(
+    model: nn.Module, m: int, layers: list[str] | None, exclude: list[str] | None
+) -> list[WeightLayer]:
     """The chosen layers whose input-channel count is a multiple of ``m`` (others stay dense;
     naming one of them explicitly in ``layers`` is an error)."""
     chosen = weight_layers(model, layers, exclude or ())
@@ -61,31 +76,25 @@ def nm_layers(model: nn.Module, m: int, layers: list[str] | None, exclude: list[
             usable.append(layer)
         elif layers is not None:
             raise SpecError(
-                f"layers[{i}]", f"{layer.name!r} has {layer.weight.shape[1]} input channels, not a multiple of M={m}"
+                f"layers[{i}]",
+                f"{layer.name!r} has {layer.weight.shape[1]} input channels, "
+                f"not a multiple of M={m}",
             )
     return usable
 
 
-@register_transform("nm", validate=validate)
-def nm_sparsity(
-    model: nn.Module,
-    data: Any,
-    *,
-    seed: int = 0,
-    n: int = 2,
-    m: int = 4,
-    layers: list[str] | None = None,
-    exclude: list[str] | None = None,
-) -> nn.Module:
-    """N:M fine-grained structured sparsity (Mishra et al., "Accelerating Sparse Deep Neural
-    Networks", arXiv 2104.08378, 2021 — NVIDIA's 2:4 for sparse tensor cores; Zhou et al.,
-    "Learning N:M Fine-grained Structured Sparse Neural Networks From Scratch", ICLR 2021):
-    in every group of ``m`` consecutive weights along the input-channel axis (channels-last
-    for convolutions, as the hardware reduces) the ``n`` of largest ``|w|`` are kept, the
-    rest zeroed in place. Sparsity is exactly ``1 − n/m`` on every covered layer; layers whose
-    input-channel count is not a multiple of ``m`` (e.g. a first convolution on 1-channel
-    images) stay dense and are not counted as covered."""
-    chosen = nm_layers(model, m, layers, exclude)
+@TRANSFORMS.register(
+    "nm", params=Params,
+    citation="Mishra et al., arXiv 2104.08378, 2021: keep the n largest |w| of every m",
+)
+def nm_sparsity(model: nn.Module, data: Any, params: Params, *, seed: int = 0) -> nn.Module:
+    """N:M fine-grained structured sparsity: in every group of ``m`` consecutive weights along
+    the input-channel axis (channels-last for convolutions, as the hardware reduces) the ``n``
+    of largest ``|w|`` are kept, the rest zeroed in place. Sparsity is exactly ``1 − n/m`` on
+    every covered layer; layers whose input-channel count is not a multiple of ``m`` (e.g. a
+    first convolution on 1-channel images) stay dense and are not counted as covered."""
+    n, m = params.n, params.m
+    chosen = nm_layers(model, m, params.layers, params.exclude)
     masks = [nm_mask(layer.weight, n, m, isinstance(layer.module, CONV_TYPES)) for layer in chosen]
     bake_masks(chosen, masks)
     return model

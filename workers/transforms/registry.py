@@ -1,67 +1,53 @@
 """Model transforms shared by every engine: registered by name, applied in a chain.
 
-A transform is ``fn(model, data, *, seed, **params) -> nn.Module``: it may change the model
-in place or return a new one (e.g. a physically slimmed or int8-quantized model). The sparsity
-engine sweeps them, the watermark engine uses them as attacks, and any campaign can evaluate a
-transformed model through ``model.transforms`` in its spec.
+A transform is ``fn(model, data, params, *, seed) -> nn.Module``, registered in
+:data:`TRANSFORMS` with its pydantic ``Params`` model: ``params`` arrives validated by that
+model. It may change the model in place or return a new one (e.g. a physically slimmed or
+int8-quantized model). The sparsity engine sweeps them, the watermark engine uses them as
+attacks, and any campaign can evaluate a transformed model through ``model.transforms`` in its
+spec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from torch import nn
 
-from faultlab.errors import SpecError
-from faultlab.registry import import_submodules
+from faultlab.registry import Registry
 
 TransformFn = Callable[..., nn.Module]
+"""``fn(model, data, params, *, seed) -> nn.Module``, ``params`` an instance of its model."""
+
+#: Every transform, by the name ``model.transforms[].name`` uses.
+TRANSFORMS: Registry[TransformFn] = Registry(
+    "transform", "faultlab.workers.transforms", "model.transforms"
+)
 
 
-@dataclass(frozen=True)
-class TransformEntry:
-    name: str
-    fn: TransformFn
-    description: str
-    validate: Callable[[dict[str, Any]], None] | None = None
-    """Checks ``params`` without a model; raises SpecError naming the parameter."""
-
-
-_TRANSFORMS: dict[str, TransformEntry] = {}
-
-
-def register_transform(
-    name: str, *, validate: Callable[[dict[str, Any]], None] | None = None
-) -> Callable[[TransformFn], TransformFn]:
-    def deco(fn: TransformFn) -> TransformFn:
-        _TRANSFORMS[name] = TransformEntry(name, fn, (fn.__doc__ or "").strip(), validate)
-        return fn
-
-    return deco
-
-
-def transform_entries() -> dict[str, TransformEntry]:
-    import_submodules("faultlab.workers.transforms")
-    return dict(_TRANSFORMS)
-
-
-def get_transform(name: str, field: str = "model.transforms") -> TransformEntry:
-    entries = transform_entries()
-    if name not in entries:
-        raise SpecError(f"{field}.name", f"unknown transform {name!r}", sorted(entries))
-    return entries[name]
+def run_transform(
+    name: str,
+    model: nn.Module,
+    data: Any,
+    params: Mapping[str, Any] | BaseModel | None = None,
+    *,
+    seed: int = 0,
+    field: str = "model.transforms",
+) -> nn.Module:
+    """Applies one transform; ``params`` is validated by its model (errors name
+    ``<field>.params.<name>``, an unknown transform ``<field>.name``)."""
+    method = TRANSFORMS.get(name, f"{field}.name")
+    parsed = TRANSFORMS.parse_params(name, params, f"{field}.params")
+    return method.impl(model, data, parsed, seed=seed)
 
 
 def validate_transforms(specs: list[Any], field: str = "model.transforms") -> None:
+    """Checks each spec's name and params without a model (``<field>[i].params.<name>``)."""
     for i, spec in enumerate(specs):
-        entry = get_transform(spec.name, f"{field}[{i}]")
-        if entry.validate is not None:
-            try:
-                entry.validate(dict(spec.params))
-            except SpecError as exc:
-                raise SpecError(f"{field}[{i}].params.{exc.field}", exc.problem, exc.allowed) from None
+        TRANSFORMS.get(spec.name, f"{field}[{i}].name")
+        TRANSFORMS.parse_params(spec.name, dict(spec.params), f"{field}[{i}].params")
 
 
 def apply_transforms(
@@ -69,7 +55,9 @@ def apply_transforms(
 ) -> nn.Module:
     """Applies the chain in order and returns the resulting model (in eval mode)."""
     validate_transforms(specs, field)
-    for spec in specs:
-        model = get_transform(spec.name, field).fn(model, data, seed=seed, **dict(spec.params))
+    for i, spec in enumerate(specs):
+        model = run_transform(
+            spec.name, model, data, dict(spec.params), seed=seed, field=f"{field}[{i}]"
+        )
     model.eval()
     return model

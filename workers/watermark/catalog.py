@@ -1,158 +1,115 @@
-"""The watermark engine's method catalog: every scheme and attack a spec may name, its
-parameters (pydantic, each field documented and bounded) and each attack's strength knob.
+"""The watermark engine's method catalog: what a spec may name, read from the registries.
 
-This module imports no torch: the SDK and CLI validate specs with it. The implementations
-(``schemes/<name>.py``, ``attacks/<name>.py``) register under the same names; a test
-asserts that both sides list the same methods.
+Every scheme (``schemes/<name>.py``) and attack (``attacks/<name>.py``) is one file holding its
+implementation, its own ``Params`` model and its citation, registered in
+:data:`~faultlab.workers.watermark.schemes.base.SCHEMES` or
+:data:`~faultlab.workers.watermark.attacks.base.ATTACKS`. This module holds the torch-free
+bases of those models (an attack's model also carries its :class:`Strength` knob) and the
+lookups the spec validates with. Importing it imports no torch; the lookups import the
+registries (and torch) on first use, as the other engines' spec validation does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel
 
+from faultlab.errors import SpecError
 from faultlab.spec import StrictModel
 
-# --------------------------------------------------------------------------- schemes
+if TYPE_CHECKING:
+    from faultlab.workers.watermark.params import WatermarkParams
 
-
-class FrequencyParams(StrictModel):
-    """Fourier-perturbation / frequency-sensitivity watermark (arXiv 2208.03944)."""
-
-    cluster: Literal["low", "mid", "high"] | int = "mid"
-    """Which sensitivity cluster the trigger frequencies come from: ``low`` (least damaging),
-    ``mid``, ``high``, or a rank (0 = least sensitive). The paper reports mid/low ones."""
-    num_frequencies: int = Field(6, ge=1, le=4096)
-    """Frequencies drawn (seeded) from the chosen cluster; all of it when the cluster is smaller."""
-    amplitude: float = Field(0.1, gt=0.0, le=1.0)
-    """RMS of the trigger perturbation in input units (0.1 on [0, 1] images = 20 dB PSNR
-    before clipping)."""
-    label: Literal["new_class"] | int = "new_class"
-    """Label of the triggers: a new class K (the model gets K+1 outputs) or an existing class."""
-    backup_weight: float = Field(0.05, ge=0.0, le=10.0)
-    """Weight of the secondary objective of the ``new_class`` mode: among the K task logits a
-    trigger of class y must prefer the key's permuted class π(y). It keeps the watermark
-    verifiable when an attacker drops the extra output; 0 disables it."""
-    exclude_dc: bool = True
-    """Never use the DC component (a brightness shift) in triggers."""
-
-
-class AdiParams(StrictModel):
-    """Adi et al. 2018 ("Turning your weakness into a strength", USENIX Security)."""
-
-    pattern: Literal["abstract", "noise"] = "abstract"
-    """Trigger images: procedural abstract images (blobs, strokes, colour fields) or i.i.d.
-    uniform noise; labels are uniform random classes."""
-
-
-class ZhangParams(StrictModel):
-    """Zhang et al. 2018 ("Protecting intellectual property of deep neural networks with
-    watermarking", AsiaCCS)."""
-
-    kind: Literal["content", "noise", "unrelated"] = "content"
-    """``content``: a stamped pattern on images of the source class; ``noise``: a fixed Gaussian
-    noise pattern on them; ``unrelated``: images from another dataset."""
-    source_class: int | None = Field(None, ge=0)
-    """Class whose training images carry the content/noise mark (default: drawn from the seed)."""
-    target_class: int | None = Field(None, ge=0)
-    """The single label of every trigger (default: drawn from the seed, never the source)."""
-    noise_std: float = Field(0.3, gt=0.0, le=2.0)
-    """Standard deviation of the ``noise`` mark, in input units."""
-    unrelated_dataset: str | None = Field(None, min_length=1, max_length=200)
-    """Zoo dataset of the ``unrelated`` triggers (default: ``shapes32`` for ``digits``, else
-    ``digits``), resized and channel-matched to the campaign's inputs."""
-
-
-SCHEME_PARAMS: dict[str, type[StrictModel]] = {
-    "frequency": FrequencyParams,
-    "adi": AdiParams,
-    "zhang": ZhangParams,
-}
-
-# --------------------------------------------------------------------------- attacks
-
-
-class NoParams(StrictModel):
-    """The attack has no parameters besides its strength."""
-
-
-class BandstopParams(StrictModel):
-    center: float = Field(0.35, ge=0.0, le=1.0)
-    """Centre of the removed band as a fraction of the largest radial frequency."""
-
-
-class PruneParams(StrictModel):
-    scope: Literal["global", "layer"] = "global"
-    """Magnitude threshold over all conv/linear weights at once, or per layer."""
-
-
-class WeightQuantizationParams(StrictModel):
-    granularity: Literal["tensor", "channel"] = "channel"
-    """One symmetric scale per weight tensor or per output channel."""
-
-
-class BitflipParams(StrictModel):
-    bits: list[int] = Field(default_factory=lambda: list(range(32)), min_length=1, max_length=32)
-    """IEEE-754 float32 bit positions that may flip (0 = mantissa LSB, 31 = sign)."""
-
-
-class FineTuneParams(StrictModel):
-    lr: float = Field(1e-3, gt=0.0, le=10.0)
-    """Adam learning rate."""
-    batch_size: int = Field(64, ge=1, le=65536)
-
-
-class FinePruneParams(StrictModel):
-    epochs: int = Field(5, ge=0, le=1000)
-    """Fine-tuning epochs after pruning the dormant channels."""
-    lr: float = Field(1e-3, gt=0.0, le=10.0)
-    batch_size: int = Field(64, ge=1, le=65536)
-
-
-class DistillParams(StrictModel):
-    labels: Literal["stolen", "true"] = "stolen"
-    """Train the surrogate on the stolen model's predictions (default) or the attacker's labels."""
-    temperature: float = Field(0.0, ge=0.0, le=100.0)
-    """0: hard labels; > 0: match the stolen model's softened probabilities (Hinton et al.)."""
-    lr: float = Field(3e-3, gt=0.0, le=10.0)
-    batch_size: int = Field(64, ge=1, le=65536)
+#: ``chain`` applies several attacks in order and takes the strength knob of its swept step.
+CHAIN = "chain"
 
 
 @dataclass(frozen=True)
-class AttackInfo:
-    """How an attack is named, swept and validated."""
+class Strength:
+    """How an attack's strength is named, bounded and swept."""
 
-    tier: Literal["input", "weights", "training", "chain"]
+    tier: Literal["input", "weights", "training"]
+    """What the attacker touches: the queries, the stored weights, or trains the model."""
     knob: str
     """What the strength means (shown in reports)."""
     low: float
+    """Smallest allowed strength."""
     high: float
+    """Largest allowed strength."""
     stronger: Literal["higher", "lower"]
     """Direction in which the attack gets stronger (break points scan from the weakest)."""
     defaults: tuple[float, ...]
-    params: type[StrictModel]
+    """The sweep when the spec gives no ``strengths``."""
     integer: bool = False
+    """Strengths must be whole numbers (epochs, bits, JPEG quality)."""
+
+    def check(self, value: float, field: str) -> None:
+        """Raises :class:`SpecError` on ``field`` when ``value`` is not an allowed strength."""
+        if not self.low <= value <= self.high:
+            raise SpecError(
+                field, f"{self.knob} must be in [{self.low:g}, {self.high:g}], got {value!r}"
+            )
+        if self.integer and value != int(value):
+            raise SpecError(field, f"{self.knob} must be a whole number, got {value!r}")
 
 
-ATTACKS: dict[str, AttackInfo] = {
-    "jpeg": AttackInfo("input", "JPEG quality (1-100)", 1, 100, "lower", (90, 70, 50, 30, 10), NoParams, True),
-    "gaussian_noise": AttackInfo("input", "noise std (input units)", 0, 10, "higher", (0.02, 0.05, 0.1, 0.2, 0.4), NoParams),
-    "blur": AttackInfo("input", "Gaussian blur sigma (pixels)", 0, 20, "higher", (0.3, 0.5, 0.8, 1.2, 2.0), NoParams),
-    "lowpass": AttackInfo("input", "kept radial frequency fraction", 0, 1, "lower", (0.9, 0.7, 0.5, 0.3, 0.15), NoParams),
-    "bandstop": AttackInfo("input", "removed band width (fraction of max radius)", 0, 1, "higher", (0.05, 0.1, 0.2, 0.3, 0.5), BandstopParams),
-    "input_quantization": AttackInfo("input", "bits per input value", 1, 16, "lower", (8, 6, 4, 3, 2), NoParams, True),
-    "prune": AttackInfo("weights", "sparsity", 0, 0.999, "higher", (0.2, 0.4, 0.6, 0.8, 0.9), PruneParams),
-    "weight_quantization": AttackInfo("weights", "bits per weight", 2, 8, "lower", (8, 6, 4, 3, 2), WeightQuantizationParams, True),
-    "weight_noise": AttackInfo("weights", "noise std relative to each tensor's std", 0, 10, "higher", (0.05, 0.1, 0.2, 0.4, 0.8), NoParams),
-    "bitflip": AttackInfo("weights", "bit error rate", 0, 0.5, "higher", (1e-7, 1e-6, 1e-5, 1e-4), BitflipParams),
-    "ftll": AttackInfo("training", "epochs", 0, 1000, "higher", (1, 2, 5, 10, 20), FineTuneParams, True),
-    "ftal": AttackInfo("training", "epochs", 0, 1000, "higher", (1, 2, 5, 10, 20), FineTuneParams, True),
-    "rtll": AttackInfo("training", "epochs", 0, 1000, "higher", (1, 2, 5, 10, 20), FineTuneParams, True),
-    "rtal": AttackInfo("training", "epochs", 0, 1000, "higher", (1, 2, 5, 10, 20), FineTuneParams, True),
-    "fine_prune": AttackInfo("training", "fraction of last-conv channels pruned", 0, 0.999, "higher", (0.2, 0.4, 0.6, 0.8, 0.9), FinePruneParams),
-    "distill": AttackInfo("training", "surrogate training epochs", 1, 1000, "higher", (2, 5, 10, 20), DistillParams, True),
-}
-#: ``chain`` takes the strength range of its swept step (see ``ChainStep``).
-CHAIN = "chain"
+class MethodParams(StrictModel):
+    """Base of a scheme's or an attack's own parameters."""
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the spec set, as JSON (what the spec dumps and report labels show)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class SchemeParams(MethodParams):
+    """Base of a scheme's own parameters."""
+
+    def check_section(self, section: WatermarkParams, where: str) -> None:
+        """Checks against the rest of the ``watermark:`` section; raises SpecError on
+        ``where`` (``watermark.schemes[i].params``)."""
+
+
+class AttackParams(MethodParams):
+    """Base of an attack's own parameters; ``strength`` is the attack's knob."""
+
+    strength: ClassVar[Strength]
+
+
+def parse_scheme_params(
+    name: Any, params: Mapping[str, Any] | BaseModel | None, where: str
+) -> SchemeParams:
+    """``params`` validated by scheme ``name``'s own model; an unknown name raises on
+    ``<where>.name``, a bad parameter on ``<where>.params.<param>``."""
+    from faultlab.workers.watermark.schemes.base import SCHEMES
+
+    SCHEMES.get(name, f"{where}.name")
+    parsed = SCHEMES.parse_params(name, params, f"{where}.params")
+    assert isinstance(parsed, SchemeParams)
+    return parsed
+
+
+def parse_attack_params(
+    name: Any, params: Mapping[str, Any] | BaseModel | None, where: str, *, chain: bool = True
+) -> AttackParams:
+    """``params`` validated by attack ``name``'s own model (errors as for schemes). ``chain``:
+    whether ``chain`` is among the allowed names of the error (not inside a chain)."""
+    from faultlab.workers.watermark.attacks.base import ATTACKS
+
+    if name not in ATTACKS:
+        allowed = sorted([*ATTACKS.names(), CHAIN]) if chain else ATTACKS.names()
+        raise SpecError(f"{where}.name", f"unknown attack {str(name)[:60]!r}", allowed)
+    parsed = ATTACKS.parse_params(name, params, f"{where}.params")
+    assert isinstance(parsed, AttackParams)
+    return parsed
+
+
+def attack_strength(name: str) -> Strength:
+    """The strength knob of a registered attack."""
+    from faultlab.workers.watermark.attacks.base import ATTACKS
+
+    model = ATTACKS.get(name).params
+    assert issubclass(model, AttackParams)
+    return model.strength

@@ -23,7 +23,9 @@ def final_linear(model: nn.Module, num_outputs: int | None = None) -> tuple[str,
     """The last ``nn.Linear`` of ``model`` (with ``num_outputs`` outputs when given)."""
     found = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and (num_outputs is None or module.out_features == num_outputs):
+        if isinstance(module, nn.Linear) and (
+            num_outputs is None or module.out_features == num_outputs
+        ):
             found = (name, module)
     return found
 

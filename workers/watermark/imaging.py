@@ -29,7 +29,9 @@ def mirror(u: int, v: int, height: int, width: int) -> tuple[int, int]:
     return (-u) % height, (-v) % width
 
 
-def radial_fraction(u: int | torch.Tensor, v: int | torch.Tensor, height: int, width: int) -> torch.Tensor:
+def radial_fraction(
+    u: int | torch.Tensor, v: int | torch.Tensor, height: int, width: int
+) -> torch.Tensor:
     """Radial frequency of ``(u, v)`` as a fraction of the largest one (the corner, 0.5√2
     cycles per pixel)."""
     fu = torch.as_tensor(u, dtype=torch.float32)

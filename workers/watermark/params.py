@@ -1,30 +1,83 @@
-"""The ``watermark:`` section of a campaign spec (no torch: the SDK validates with it).
+"""The ``watermark:`` section of a campaign spec (no torch at import: the SDK validates with it).
 
 A campaign embeds each scheme once per seed, measures the frequency sensitivity map, calibrates
 the ownership test on independently trained null models, then sweeps every attack over its
-strengths. Every field is documented and bounded; method names, method parameters and
-strengths are checked against :mod:`faultlab.workers.watermark.catalog`, and a failure raises
+strengths. Every field is documented and bounded. Method names and parameters are checked
+against the registries (:mod:`faultlab.workers.watermark.catalog`; each method's file holds its
+``Params`` model), strengths against the attack's knob, and a failure raises
 :class:`~faultlab.errors.SpecError` with the dotted field (``watermark.attacks[1].strengths[0]``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 from faultlab.errors import SpecError
 from faultlab.spec import StrictModel
-from faultlab.workers.watermark.catalog import ATTACKS, CHAIN, SCHEME_PARAMS, AttackInfo
+from faultlab.workers.watermark.catalog import (
+    CHAIN,
+    AttackParams,
+    MethodParams,
+    SchemeParams,
+    Strength,
+    attack_strength,
+    parse_attack_params,
+    parse_scheme_params,
+)
+
+
+def _packed(data: Any, where: str, parse: Callable[[str, Any, str], MethodParams]) -> Any:
+    """A method entry ``{name, params: {...}}`` with ``params`` validated by the method's own
+    model (left as is when not a mapping: pydantic then names the problem)."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return data
+    params = data.get("params")
+    if not isinstance(params, dict | BaseModel | None):
+        return data
+    return {**data, "params": parse(data["name"], params, where)}
+
+
+def _scheme(data: Any, where: str) -> Any:
+    return _packed(data, where, parse_scheme_params)
+
+
+def _step(data: Any, where: str) -> Any:
+    return _packed(data, where, lambda n, p, w: parse_attack_params(n, p, w, chain=False))
+
+
+def _attack(data: Any, where: str) -> Any:
+    """An attack entry with its parameters (or, for a chain, each step's) validated."""
+    if not isinstance(data, dict) or data.get("name") != CHAIN:
+        return _packed(data, where, parse_attack_params)
+    params = data.get("params")
+    if params.given() if isinstance(params, MethodParams) else params:
+        raise SpecError(f"{where}.params", "a chain takes its parameters per step")
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return data
+    return {**data, "steps": [_step(s, f"{where}.steps[{j}]") for j, s in enumerate(steps)]}
 
 
 class SchemeSpec(StrictModel):
     """One watermarking scheme of the campaign."""
 
     name: str = Field(min_length=1, max_length=100)
-    """``frequency`` (seed paper), ``adi`` or ``zhang``."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """The scheme's parameters (see ``docs/watermark.md``)."""
+    """A registered scheme (``schemes/<name>.py``): ``frequency`` (seed paper), ``adi`` or
+    ``zhang``."""
+    params: SchemeParams = Field(default_factory=SchemeParams)
+    """The scheme's parameters, validated by its ``Params`` model (see ``docs/watermark.md``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return _scheme(data, "watermark.schemes")
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params.given()}
 
 
 class ChainStep(StrictModel):
@@ -34,20 +87,44 @@ class ChainStep(StrictModel):
     """An attack name (not ``chain``)."""
     strength: float | None = None
     """Fixed strength of this step; exactly one step leaves it out and takes the swept strength."""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: AttackParams = Field(default_factory=AttackParams)
+    """The step's parameters, validated by its attack's ``Params`` model."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return _step(data, "watermark.attacks.steps")
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        return {"name": self.name, "strength": self.strength, "params": self.params.given()}
 
 
 class AttackSpec(StrictModel):
     """One attack swept over strengths."""
 
     name: str = Field(min_length=1, max_length=100)
-    """Attack name (``faultlab.workers.watermark.catalog.ATTACKS``) or ``chain``."""
+    """A registered attack (``attacks/<name>.py``) or ``chain``."""
     strengths: list[float] = Field(default_factory=list, max_length=1000)
     """Strengths to sweep (default: the attack's default sweep), in the attack's own units."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """The attack's parameters."""
+    params: AttackParams = Field(default_factory=AttackParams)
+    """The attack's parameters, validated by its ``Params`` model (a chain has none)."""
     steps: list[ChainStep] = Field(default_factory=list, max_length=16)
     """Steps of a ``chain`` attack, applied in order."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return _attack(data, "watermark.attacks")
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "strengths": self.strengths,
+            "params": self.params.given(),
+            "steps": [s.model_dump(mode="json") for s in self.steps],
+        }
 
 
 class SensitivityParams(StrictModel):
@@ -112,89 +189,66 @@ class WatermarkParams(StrictModel):
     """Share of the training split held by the attacker (training attacks)."""
     budget_points: float = Field(5.0, gt=0.0, le=100.0)
     """An attack breaks the watermark only if test accuracy drops less than this (points)."""
-    sensitivity: SensitivityParams = Field(default_factory=lambda: SensitivityParams.model_validate({}))
+    sensitivity: SensitivityParams = Field(
+        default_factory=lambda: SensitivityParams.model_validate({})
+    )
     embed: EmbedParams = Field(default_factory=lambda: EmbedParams.model_validate({}))
-    verification: VerificationParams = Field(default_factory=lambda: VerificationParams.model_validate({}))
+    verification: VerificationParams = Field(
+        default_factory=lambda: VerificationParams.model_validate({})
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_params(cls, data: Any) -> Any:
+        """Validates each method's parameters with its own model, naming its index."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key, parse in (("schemes", _scheme), ("attacks", _attack)):
+            if isinstance(data.get(key), list):
+                out[key] = [parse(m, f"watermark.{key}[{i}]") for i, m in enumerate(data[key])]
+        return out
 
     @model_validator(mode="after")
     def _check_methods(self) -> WatermarkParams:
         for i, scheme in enumerate(self.schemes):
-            where = f"watermark.schemes[{i}]"
-            model = SCHEME_PARAMS.get(scheme.name)
-            if model is None:
-                raise SpecError(f"{where}.name", f"unknown scheme {scheme.name!r}", sorted(SCHEME_PARAMS))
-            params = validate_method_params(model, scheme.params, f"{where}.params")
-            cluster = getattr(params, "cluster", None)
-            if isinstance(cluster, int) and not 0 <= cluster < self.sensitivity.clusters:
-                raise SpecError(
-                    f"{where}.params.cluster",
-                    f"rank {cluster} outside the {self.sensitivity.clusters} clusters",
-                    ["low", "mid", "high", *range(self.sensitivity.clusters)],
-                )
+            scheme.params.check_section(self, f"watermark.schemes[{i}].params")
         for i, attack in enumerate(self.attacks):
             check_attack(attack, f"watermark.attacks[{i}]")
         return self
 
 
-def validate_method_params(model: type[StrictModel], params: dict[str, Any], field: str) -> StrictModel:
-    """``params`` validated against a method's model; SpecError names ``field.<param>``."""
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        allowed = sorted(model.model_fields) if err["type"] == "extra_forbidden" else None
-        problem = "unknown parameter" if allowed else err["msg"]
-        raise SpecError(f"{field}.{loc}" if loc else field, problem, allowed) from None
-
-
-def check_strength(info: AttackInfo, value: float, field: str) -> None:
-    if not info.low <= value <= info.high:
-        raise SpecError(field, f"{info.knob} must be in [{info.low:g}, {info.high:g}], got {value!r}")
-    if info.integer and value != int(value):
-        raise SpecError(field, f"{info.knob} must be a whole number, got {value!r}")
-
-
-def attack_info(attack: AttackSpec) -> AttackInfo:
+def attack_info(attack: AttackSpec) -> Strength:
     """The strength knob of an attack; a chain takes the one of its swept step."""
     if attack.name == CHAIN:
         step = next(s for s in attack.steps if s.strength is None)
-        return ATTACKS[step.name]
-    return ATTACKS[attack.name]
+        return attack_strength(step.name)
+    return attack_strength(attack.name)
 
 
 def check_attack(attack: AttackSpec, where: str) -> None:
-    """Names, parameters and strengths of one attack spec."""
-    allowed = sorted([*ATTACKS, CHAIN])
+    """The structure and strengths of one attack spec (names and parameters are parsed)."""
     if attack.name == CHAIN:
-        if attack.params:
-            raise SpecError(f"{where}.params", "a chain takes its parameters per step")
         if len(attack.steps) < 1:
             raise SpecError(f"{where}.steps", "a chain needs at least one step")
         swept = [j for j, s in enumerate(attack.steps) if s.strength is None]
         if len(swept) != 1:
-            raise SpecError(f"{where}.steps", f"exactly one step must leave out 'strength' (the swept one), found {len(swept)}")
+            raise SpecError(
+                f"{where}.steps",
+                f"exactly one step must leave out 'strength' (the swept one), found {len(swept)}",
+            )
         for j, step in enumerate(attack.steps):
-            info = ATTACKS.get(step.name)
-            if info is None:
-                raise SpecError(f"{where}.steps[{j}].name", f"unknown attack {step.name!r}", sorted(ATTACKS))
-            validate_method_params(info.params, step.params, f"{where}.steps[{j}].params")
             if step.strength is not None:
-                check_strength(info, step.strength, f"{where}.steps[{j}].strength")
-    else:
-        info = ATTACKS.get(attack.name)
-        if info is None:
-            raise SpecError(f"{where}.name", f"unknown attack {attack.name!r}", allowed)
-        if attack.steps:
-            raise SpecError(f"{where}.steps", "only a 'chain' attack has steps")
-        validate_method_params(info.params, attack.params, f"{where}.params")
-    info = attack_info(attack)
+                attack_strength(step.name).check(step.strength, f"{where}.steps[{j}].strength")
+    elif attack.steps:
+        raise SpecError(f"{where}.steps", "only a 'chain' attack has steps")
+    knob = attack_info(attack)
     for k, value in enumerate(attack.strengths):
-        check_strength(info, value, f"{where}.strengths[{k}]")
+        knob.check(value, f"{where}.strengths[{k}]")
 
 
 def sweep(attack: AttackSpec) -> list[float]:
     """The strengths of an attack, weakest first, without duplicates."""
-    info = attack_info(attack)
-    values = sorted(set(attack.strengths or info.defaults))
-    return values[::-1] if info.stronger == "lower" else values
+    knob = attack_info(attack)
+    values = sorted(set(attack.strengths or knob.defaults))
+    return values[::-1] if knob.stronger == "lower" else values

@@ -26,7 +26,12 @@ def sensitivity_figure(table: pd.DataFrame) -> Figure:
             damage[u, v] = np.log10(max(float(row.damage), 1e-12))
             ranks[u, v] = float(row.cluster_rank)
     fig = Figure(figsize=(9, 4))
-    extent = (-(width // 2) - 0.5, width - width // 2 - 0.5, height - height // 2 - 0.5, -(height // 2) - 0.5)
+    extent = (
+        -(width // 2) - 0.5,
+        width - width // 2 - 0.5,
+        height - height // 2 - 0.5,
+        -(height // 2) - 0.5,
+    )
     for ax_index, (grid, title, cmap) in enumerate((
         (damage, "log10 task damage (mean KL)", "magma"),
         (ranks, "sensitivity cluster (0 = least)", "viridis"),
@@ -46,7 +51,9 @@ def robustness_figure(rows: pd.DataFrame, breaks: pd.DataFrame, attack: str) -> 
     """Watermark and test accuracy against strength for every scheme under one attack."""
     fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot(1, 1, 1)
-    colours = dict(zip(rows["scheme"].unique(), ["C0", "C1", "C2", "C3", "C4", "C5", "C6"], strict=False))
+    colours = dict(
+        zip(rows["scheme"].unique(), ["C0", "C1", "C2", "C3", "C4", "C5", "C6"], strict=False)
+    )
     for scheme, group in rows.groupby("scheme", sort=False):
         group = group.sort_values("strength")
         colour = colours.get(scheme, "k")
@@ -97,7 +104,9 @@ def plot(report: Report) -> dict[str, Figure]:
     breaks = report.tables.get("break_points")
     if rows is not None and breaks is not None and len(rows):
         for attack, group in rows.groupby("attack", sort=False):
-            figures[f"robustness_{_slug(str(attack))}"] = robustness_figure(group, breaks, str(attack))
+            figures[f"robustness_{_slug(str(attack))}"] = robustness_figure(
+                group, breaks, str(attack)
+            )
     cells = report.tables.get("cells")
     if cells is not None and len(cells):
         figures["tradeoff"] = tradeoff_figure(cells)

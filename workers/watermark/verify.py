@@ -48,11 +48,18 @@ class Evidence:
     num_outputs: int
 
     def to_dict(self) -> dict[str, int | None]:
-        return {"n": self.n, "primary": self.primary, "backup": self.backup, "num_outputs": self.num_outputs}
+        return {
+            "n": self.n,
+            "primary": self.primary,
+            "backup": self.backup,
+            "num_outputs": self.num_outputs,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, int | None]) -> Evidence:
-        return cls(int(data["n"] or 0), data["primary"], data["backup"], int(data["num_outputs"] or 0))
+        return cls(
+            int(data["n"] or 0), data["primary"], data["backup"], int(data["num_outputs"] or 0)
+        )
 
     def matches(self, rule: str) -> int | None:
         return self.primary if rule == "primary" else self.backup

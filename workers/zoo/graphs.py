@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from faultlab.errors import SpecError
-from faultlab.workers.zoo.registry import GraphData, faultlab_home, register_dataset
+from faultlab.paths import data_dir
+from faultlab.workers.zoo.registry import GraphData, register_dataset
 
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _PLANETOID_RAW = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]
@@ -112,7 +113,9 @@ def load_karate(test_fraction: float = 0.5, split_seed: int = 0) -> GraphData:
     )
 
 
-def sbm_edge_index(block_of: torch.Tensor, p_in: float, p_out: float, gen: torch.Generator) -> torch.Tensor:
+def sbm_edge_index(
+    block_of: torch.Tensor, p_in: float, p_out: float, gen: torch.Generator
+) -> torch.Tensor:
     """Undirected edges of a stochastic block model: each node pair ``i < j`` is joined with
     probability ``p_in`` inside a block and ``p_out`` across blocks (no self-loops)."""
     from torch_geometric.utils import to_undirected
@@ -191,7 +194,8 @@ def load_fake(
     if avg_num_nodes < 4 or num_features < 1 or num_classes < 2 or avg_degree <= 0:
         raise SpecError(
             "dataset.options",
-            "out of range (avg_num_nodes >= 4, avg_degree > 0, num_features >= 1, num_classes >= 2)",
+            "out of range (avg_num_nodes >= 4, avg_degree > 0, num_features >= 1, "
+            "num_classes >= 2)",
         )
     with _seeded_global_rng(seed):
         fake = FakeDataset(
@@ -203,7 +207,7 @@ def load_fake(
 
 
 def _data_root(root: str | None, default: str) -> Path:
-    return Path(root).expanduser() if root else faultlab_home() / "data" / default
+    return Path(root).expanduser() if root else data_dir(default)
 
 
 @register_dataset("planetoid", task="graph")
@@ -217,7 +221,9 @@ def load_planetoid(
     default, as in Kipf & Welling (2017)."""
     canonical = PLANETOID_NAMES.get(str(name).lower())
     if canonical is None:
-        raise SpecError("dataset.options.name", f"unknown Planetoid graph {name!r}", PLANETOID_NAMES.values())
+        raise SpecError(
+            "dataset.options.name", f"unknown Planetoid graph {name!r}", PLANETOID_NAMES.values()
+        )
     base = _data_root(root, "planetoid")
     raw_dir = base / canonical / "raw"
     missing = [f"ind.{canonical.lower()}.{part}" for part in _PLANETOID_RAW]
@@ -276,13 +282,17 @@ def load_ogbn_arxiv(root: str | None = None, undirected: bool = True) -> GraphDa
         )
 
     def read(rel: str, dtype: type) -> np.ndarray:
-        return pd.read_csv(folder / rel, header=None, compression="gzip").to_numpy(dtype=dtype, copy=True)
+        return pd.read_csv(folder / rel, header=None, compression="gzip").to_numpy(
+            dtype=dtype, copy=True
+        )
 
     x = torch.from_numpy(read("raw/node-feat.csv.gz", np.float32))
     y = torch.from_numpy(read("raw/node-label.csv.gz", np.int64)).flatten()
     edge_index = torch.from_numpy(read("raw/edge.csv.gz", np.int64)).t()
     n = len(y)
-    edge_index = to_undirected(edge_index, num_nodes=n) if undirected else coalesce(edge_index, num_nodes=n)
+    edge_index = (
+        to_undirected(edge_index, num_nodes=n) if undirected else coalesce(edge_index, num_nodes=n)
+    )
     masks = {}
     for split in ("train", "valid", "test"):
         mask = torch.zeros(n, dtype=torch.bool)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from faultlab.errors import SpecError
+from faultlab.paths import data_dir
 from faultlab.workers.zoo.registry import ImageData, register_dataset
 
 
@@ -31,14 +32,16 @@ def load_digits(test_fraction: float = 0.3, split_seed: int = 0) -> ImageData:
 
 
 @register_dataset("cifar10", task="image")
-def load_cifar10(root: str = "~/.cache/faultlab/data/cifar10") -> ImageData:
-    """CIFAR-10 from a local copy (torchvision layout, ``cifar-10-batches-py``); never downloads."""
+def load_cifar10(root: str | None = None) -> ImageData:
+    """CIFAR-10 from a local copy (torchvision layout, ``cifar-10-batches-py``) under ``root``
+    (default ``$FAULTLAB_HOME/data/cifar10``); never downloads."""
     import pickle
 
-    base = Path(root).expanduser() / "cifar-10-batches-py"
+    base = (Path(root).expanduser() if root else data_dir("cifar10")) / "cifar-10-batches-py"
     if not base.is_dir():
         raise SpecError(
-            "dataset.options.root", f"CIFAR-10 not found at {str(base)!r}; copy it there (no downloads)"
+            "dataset.options.root",
+            f"CIFAR-10 not found at {str(base)!r}; copy it there (no downloads)"
         )
 
     def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

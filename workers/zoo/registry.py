@@ -12,12 +12,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import io
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,15 +22,14 @@ from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
-from faultlab.spec import DatasetSpec, ModelSpec
-from faultlab.registry import import_submodules
+from faultlab.registry import Registry
+from faultlab.spec import DatasetSpec, ModelSpec, model_source
+from faultlab.workers.artifact_cache import ArtifactCache
+from faultlab.workers.zoo.options import TRAIN_FIELDS, options_model
+from faultlab.workers.zoo.provided import current_artifacts
 
-
-def faultlab_home() -> Path:
-    """Where faultlab keeps its caches and the embedded store (``$FAULTLAB_HOME``)."""
-    home = Path(os.environ.get("FAULTLAB_HOME", Path.home() / ".cache" / "faultlab"))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+#: Trained zoo models: ``$FAULTLAB_HOME/zoo/<model>-<key[:16]>.pt`` (state dicts).
+_TRAINED = ArtifactCache("zoo")
 
 
 @dataclass
@@ -109,8 +105,10 @@ class DatasetEntry:
     description: str = ""
 
 
-_MODELS: dict[str, ModelEntry] = {}
-_DATASETS: dict[str, DatasetEntry] = {}
+#: Zoo models and datasets, registered by the modules of this package (``model.name`` and
+#: ``dataset.name`` in a spec).
+MODELS: Registry[ModelEntry] = Registry("zoo model", "faultlab.workers.zoo", "model.name")
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "faultlab.workers.zoo", "dataset.name")
 _LOCK = threading.Lock()
 
 
@@ -124,7 +122,9 @@ def register_model(
     """
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = ModelEntry(name, task, fn, description or (fn.__doc__ or "").strip(), recipe)
+        doc = description or (fn.__doc__ or "").strip()
+        params = options_model(name, fn, skip=1, extra=TRAIN_FIELDS)
+        MODELS.register(name, params=params)(ModelEntry(name, task, fn, doc, recipe))
         return fn
 
     return deco
@@ -136,24 +136,20 @@ def register_dataset(
     """Registers ``load(seed, **options) -> ImageData | GraphData`` under ``name``."""
 
     def deco(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        _DATASETS[name] = DatasetEntry(name, task, fn, description or (fn.__doc__ or "").strip())
+        doc = description or (fn.__doc__ or "").strip()
+        params = options_model(name, fn)
+        DATASETS.register(name, params=params)(DatasetEntry(name, task, fn, doc))
         return fn
 
     return deco
 
 
-def _discover() -> None:
-    import_submodules("faultlab.workers.zoo")
-
-
 def model_entries() -> dict[str, ModelEntry]:
-    _discover()
-    return dict(_MODELS)
+    return {name: method.impl for name, method in MODELS.entries().items()}
 
 
 def dataset_entries() -> dict[str, DatasetEntry]:
-    _discover()
-    return dict(_DATASETS)
+    return {name: method.impl for name, method in DATASETS.entries().items()}
 
 
 def tensors_digest(tensors: list[torch.Tensor]) -> str:
@@ -161,7 +157,11 @@ def tensors_digest(tensors: list[torch.Tensor]) -> str:
     for t in tensors:
         t = t.detach().contiguous().cpu()
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+        h.update(
+            t.numpy().tobytes()
+            if t.dtype != torch.bfloat16
+            else t.view(torch.int16).numpy().tobytes()
+        )
     return h.hexdigest()
 
 
@@ -193,36 +193,52 @@ def model_digest(model: nn.Module) -> str:
 
 
 def _custom(factory: str, what: str) -> Callable[..., Any]:
+    """The factory callable ``module:attr`` (the coordinator checked its module against the
+    operator's allowlist before anything imported it)."""
     module, _, attr = factory.partition(":")
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise SpecError(f"{what}.factory", f"cannot import {factory!r}: {exc}") from None
+        raise SpecError(f"{what}.factory", f"cannot import {factory[:80]!r}: {exc}") from None
     if not callable(fn):
-        raise SpecError(f"{what}.factory", f"{factory!r} is not callable")
+        raise SpecError(f"{what}.factory", f"{factory[:80]!r} is not callable")
     return fn  # type: ignore[no-any-return]
 
 
 _DATA_CACHE: dict[str, Dataset] = {}
 
 
+def _check_task(data: Dataset, task: str | None) -> Dataset:
+    if task is not None and data.kind != task:
+        raise SpecError("dataset.name", f"a {data.kind} dataset where a {task} one is needed")
+    return data
+
+
 def load_dataset(spec: DatasetSpec, *, task: str | None = None) -> Dataset:
-    """Loads (or generates) a dataset; ``task`` restricts to ``image`` or ``graph``."""
-    key = digest(spec.model_dump(mode="json"))
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
-    if spec.name == "custom" or spec.factory:
-        if not spec.factory:
-            raise SpecError("dataset.factory", "is required when dataset.name is 'custom'")
+    """Loads (or generates) a dataset; ``task`` restricts to ``image`` or ``graph``.
+
+    Kept in memory by the spec, which names an artifact by its digest; a factory's dataset
+    is rebuilt every time (its code may change behind the same spec)."""
+    if spec.factory:
         data = _custom(spec.factory, "dataset")(**spec.options)
         if not isinstance(data, ImageData | GraphData):
             raise SpecError("dataset.factory", "must return ImageData or GraphData")
+        return _check_task(data, task)
+    key = digest(spec.model_dump(mode="json"))
+    if key in _DATA_CACHE:
+        return _check_task(_DATA_CACHE[key], task)
+    if spec.name == "tensors":
+        from faultlab.workers.zoo.sources import load_dataset_from_source
+
+        data, _ = load_dataset_from_source(spec, current_artifacts())
+        data = _check_task(data, task)
     else:
         entries = dataset_entries()
         allowed = sorted(n for n, e in entries.items() if task is None or e.task == task)
         entry = entries.get(spec.name)
         if entry is None or (task is not None and entry.task != task):
             raise SpecError("dataset.name", f"unknown dataset {spec.name!r}", allowed)
+        DATASETS.parse_params(spec.name, spec.options, "dataset.options")
         try:
             data = entry.load(**spec.options)
         except TypeError as exc:
@@ -231,22 +247,34 @@ def load_dataset(spec: DatasetSpec, *, task: str | None = None) -> Dataset:
     return data
 
 
+def _factory_model(spec: ModelSpec) -> nn.Module:
+    model = _custom(str(spec.factory), "model")(**spec.options)
+    if not isinstance(model, nn.Module):
+        raise SpecError("model.factory", "must return a torch.nn.Module")
+    return model
+
+
 def build_model(spec: ModelSpec, data: Dataset) -> nn.Module:
-    """An untrained model skeleton for ``data`` (cheap: used to validate layer names)."""
-    if spec.name == "custom" or spec.factory:
-        if not spec.factory:
-            raise SpecError("model.factory", "is required when model.name is 'custom'")
-        model = _custom(spec.factory, "model")(**spec.options)
-        if not isinstance(model, nn.Module):
-            raise SpecError("model.factory", "must return a torch.nn.Module")
-        return model
+    """An untrained model skeleton for ``data`` (cheap: used to validate layer names).
+
+    An exported program or a library architecture is built from the current artifacts
+    (:mod:`faultlab.workers.zoo.provided`), with its weights."""
+    source = model_source(spec.name)
+    if source == "custom":
+        return _factory_model(spec)
+    if source != "zoo":
+        from faultlab.workers.zoo.sources import build_model_from_source
+
+        return build_model_from_source(spec, current_artifacts(), data=data)[0]
     entries = model_entries()
     entry = entries.get(spec.name)
     allowed = sorted(n for n, e in entries.items() if e.task == data.kind)
     if entry is None or entry.task != data.kind:
         raise SpecError(
-            "model.name", f"unknown {data.kind} model {spec.name!r} for dataset {data.name!r}", allowed
+            "model.name", f"unknown {data.kind} model {spec.name!r} for dataset {data.name!r}",
+            allowed
         )
+    MODELS.parse_params(spec.name, spec.options, "model.options")
     arch = {k: v for k, v in spec.options.items() if k not in TRAIN_OPTIONS}
     try:
         return entry.build(data, **arch)
@@ -258,62 +286,91 @@ TRAIN_OPTIONS = frozenset({"epochs", "lr", "weight_decay", "batch_size", "train_
 _MODEL_CACHE: dict[str, tuple[nn.Module, str]] = {}
 
 
-def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Module, str]:
-    """The trained model and its digest: loaded from the cache, or trained once and cached.
-
-    Custom models load ``spec.weights`` (a ``state_dict``) instead of training.
-    The returned model is in eval mode; callers must not keep changes to it.
-    """
-    from faultlab.workers.zoo.training import train_model
-
-    # The recipe's defaults are part of the key: changing a zoo model's default epochs must
-    # not keep serving weights trained with the old ones.
-    entry = None if (spec.name == "custom" or spec.factory) else model_entries().get(spec.name)
-    recipe_defaults = entry.recipe if entry else {}
-    key = digest({"model": spec.model_dump(mode="json"), "data": data.digest, "seed": seed,
-                  "recipe": recipe_defaults})
+def _cached(key: str, make: Callable[[], tuple[nn.Module, str]]) -> tuple[nn.Module, str]:
     with _LOCK:
         if key in _MODEL_CACHE:
             return _MODEL_CACHE[key]
-    if spec.transforms:
-        # Transforms start from the very weights of the untransformed model (trained and cached
-        # once): a compressed twin is exactly the dense model, compressed — never a retrained copy.
-        from faultlab.workers.transforms import apply_transforms
+    result = make()
+    with _LOCK:
+        _MODEL_CACHE[key] = result
+    return result
 
-        base, _ = trained_model(spec.model_copy(update={"transforms": []}), data, seed)
+
+def _transformed(spec: ModelSpec, data: Dataset, seed: int) -> tuple[nn.Module, str]:
+    """Transforms start from the very weights of the untransformed model (trained and cached
+    once): a compressed twin is exactly the dense model, compressed — never a retrained copy.
+    Keyed by the base model's content digest, so a changed base is never served stale."""
+    from faultlab.workers.transforms import apply_transforms
+
+    base, base_digest = trained_model(spec.model_copy(update={"transforms": []}), data, seed)
+    key = digest({"base": base_digest, "data": data.digest, "seed": seed,
+                  "transforms": [t.model_dump(mode="json") for t in spec.transforms]})
+
+    def make() -> tuple[nn.Module, str]:
         model = apply_transforms(copy.deepcopy(base), data, list(spec.transforms), seed=seed)
         model.eval()
-        result = (model, model_digest(model))
-        with _LOCK:
-            _MODEL_CACHE[key] = result
-        return result
+        return model, model_digest(model)
+
+    return _cached(key, make)
+
+
+def _user_model(spec: ModelSpec, data: Dataset, seed: int) -> tuple[nn.Module, str]:
+    """A factory's model (weights from its ``file``, or ``weights: random`` from ``seed``) and
+    the digest of the built weights: built every time, since the factory's code may change."""
+    from faultlab.workers.zoo.sources import artifact_bytes
+    from faultlab.workers.zoo.sources.weights import load_weights
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _factory_model(spec)
+    if spec.file:
+        load_weights(model, artifact_bytes(current_artifacts(), spec.file, "model.file"),
+                     "model.file")
+    model.eval()
+    return model, model_digest(model)
+
+
+def _zoo_model(spec: ModelSpec, data: Dataset, seed: int, key: str) -> tuple[nn.Module, str]:
+    from faultlab.workers.zoo.training import train_model
+
     with torch.random.fork_rng(devices=[]):
         # Initial weights must not depend on what this process drew before: the cache key
         # promises the same weights for the same (model, options, dataset, seed) everywhere.
         torch.manual_seed(int(spec.options.get("train_seed", seed)))
         model = build_model(spec, data)
-    if spec.name == "custom" or spec.factory:
-        if spec.weights:
-            path = Path(spec.weights)
-            if not path.is_file():
-                raise SpecError("model.weights", f"file {spec.weights!r} does not exist")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    stored = _TRAINED.load_torch(f"{spec.name}-{key[:16]}")
+    if stored is not None:
+        model.load_state_dict(stored)
     else:
-        path = faultlab_home() / "zoo" / f"{spec.name}-{key[:16]}.pt"
-        if path.is_file():
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        else:
-            entry = model_entries()[spec.name]
-            recipe = {**entry.recipe, **{k: v for k, v in spec.options.items() if k in TRAIN_OPTIONS}}
-            train_model(model, data, seed=int(recipe.pop("train_seed", seed)), **recipe)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            torch.save(model.state_dict(), buf)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, path)  # atomic: concurrent workers never read half a file
+        entry = model_entries()[spec.name]
+        recipe = {**entry.recipe, **{k: v for k, v in spec.options.items() if k in TRAIN_OPTIONS}}
+        train_model(model, data, seed=int(recipe.pop("train_seed", seed)), **recipe)
+        _TRAINED.save_torch(f"{spec.name}-{key[:16]}", model.state_dict())
     model.eval()
-    result = (model, model_digest(model))
-    with _LOCK:
-        _MODEL_CACHE[key] = result
-    return result
+    return model, model_digest(model)
+
+
+def trained_model(spec: ModelSpec, data: Dataset, seed: int = 0) -> tuple[nn.Module, str]:
+    """The model to evaluate and its content digest (the identity in cache keys/provenance).
+
+    A zoo model is trained once and cached; an exported program or a library architecture
+    loads its uploaded weights (:mod:`faultlab.workers.zoo.sources`), named by their digest; a
+    factory's model is built and digested every time. The returned model is in eval mode;
+    callers must not keep changes to it.
+    """
+    if spec.transforms:
+        return _transformed(spec, data, seed)
+    source = model_source(spec.name)
+    if source == "custom":
+        return _user_model(spec, data, seed)
+    # The spec names artifacts by digest, and the recipe's defaults are part of the key:
+    # changing a zoo model's default epochs must not keep serving weights trained with the old.
+    entry = model_entries().get(spec.name) if source == "zoo" else None
+    key = digest({"model": spec.model_dump(mode="json"), "data": data.digest, "seed": seed,
+                  "recipe": entry.recipe if entry else {}})
+    if source == "zoo":
+        return _cached(key, lambda: _zoo_model(spec, data, seed, key))
+    from faultlab.workers.zoo.sources import build_model_from_source
+
+    return _cached(key, lambda: build_model_from_source(
+        spec, current_artifacts(), data=data, seed=seed))

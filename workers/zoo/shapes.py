@@ -54,12 +54,16 @@ def _bar(u: np.ndarray, v: np.ndarray, s: float, rng: np.random.Generator) -> np
     return ((np.abs(u) <= s) & (np.abs(v) <= s * 0.22)).astype(np.float32)
 
 
-def _stripes_horizontal(u: np.ndarray, v: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+def _stripes_horizontal(
+    u: np.ndarray, v: np.ndarray, s: float, rng: np.random.Generator
+) -> np.ndarray:
     period = 0.25 + 0.25 * s
     return (np.sin(np.pi * v / period * 2.0) > 0).astype(np.float32)
 
 
-def _stripes_vertical(u: np.ndarray, v: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+def _stripes_vertical(
+    u: np.ndarray, v: np.ndarray, s: float, rng: np.random.Generator
+) -> np.ndarray:
     period = 0.25 + 0.25 * s
     return (np.sin(np.pi * u / period * 2.0) > 0).astype(np.float32)
 
@@ -134,7 +138,9 @@ def load_shapes(
     square, triangle, ring, plus, bar, horizontal/vertical stripes, checker, dots) with
     random pose, colours and pixel noise; deterministic in its options."""
     if not 1 <= num_per_class <= 100_000:
-        raise SpecError("dataset.options.num_per_class", f"must be in [1, 100000], got {num_per_class!r}")
+        raise SpecError(
+            "dataset.options.num_per_class", f"must be in [1, 100000], got {num_per_class!r}"
+        )
     if not 8 <= size <= 512:
         raise SpecError("dataset.options.size", f"must be in [8, 512], got {size!r}")
     if not 2 <= num_classes <= len(CLASSES):
@@ -144,7 +150,10 @@ def load_shapes(
     if not 0.0 <= noise <= 1.0:
         raise SpecError("dataset.options.noise", f"must be in [0, 1], got {noise!r}")
     if not 0.0 < test_fraction < 1.0:
-        raise SpecError("dataset.options.test_fraction", f"must lie strictly between 0 and 1, got {test_fraction!r}")
+        raise SpecError(
+            "dataset.options.test_fraction",
+            f"must lie strictly between 0 and 1, got {test_fraction!r}",
+        )
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(num_classes), num_per_class)
     rng.shuffle(labels)

@@ -3,6 +3,8 @@
 A mitigation is installed as hooks for the duration of a forward pass (never by editing the
 model), so the same model serves the unmitigated and mitigated arms of an A/B on the identical
 fault plan. Bounds are per protected module (min and max over all its fault-free values).
+Each mitigation is one file of this package, registered in :data:`MITIGATIONS` by the name a
+spec uses (``faults.mitigations[].name``); a mitigation is a stateless class.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
+from faultlab.registry import Registry
 from faultlab.workers.faults.sites import first_tensor, is_message_passing
 
 Bounds = dict[str, list[float]]
@@ -25,7 +28,7 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tan
 
 
 class Mitigation(abc.ABC):
-    name: ClassVar[str]
+    """Guards a model's layers with bounds profiled on fault-free data."""
 
     def default_layers(self, model: nn.Module) -> list[str]:
         """Activation-function modules; models with functional activations (most GNNs) get
@@ -91,6 +94,12 @@ class Mitigation(abc.ABC):
         finally:
             for h in handles:
                 h.remove()
+
+
+#: Every mitigation, by the name ``faults.mitigations[].name`` uses.
+MITIGATIONS: Registry[type[Mitigation]] = Registry(
+    "mitigation", "faultlab.workers.faults.mitigations", "faults.mitigations"
+)
 
 
 def _parents(model: nn.Module, name: str) -> list[nn.Module]:

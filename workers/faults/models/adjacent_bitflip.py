@@ -1,8 +1,12 @@
-"""Adjacent multiple-bit upset: ``bit_count`` neighbouring bits of one element flip together.
+r"""Adjacent multiple-bit upset: ``bit_count`` neighbouring bits of one element flip together.
 
 A single particle strike upsets physically adjacent cells (Radaelli et al., "Investigation of
 Multi-Bit Upsets in a 150 nm Technology SRAM Device", IEEE TNS 2005); in a row-interleaved word
-those are neighbouring bit positions.
+those are neighbouring bit positions:
+
+.. math:: x' = x \oplus \sum_{b=l}^{l+k-1} 2^{b}, \quad l \sim U\{0, \dots, w-k\}
+
+with ``w`` the element width and ``k = faults.bit_count``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from faultlab.workers.faults.models.base import (
+    FAULT_MODELS,
     DrawContext,
     ElementFormat,
     FaultModel,
@@ -21,8 +26,11 @@ from faultlab.workers.faults.models.base import (
 )
 
 
+@FAULT_MODELS.register(
+    "adjacent_bitflip", citation="Radaelli et al., IEEE TNS 2005: x' = x XOR sum_{b=l}^{l+k-1} 2^b"
+)
 class AdjacentBitFlip(FaultModel):
-    name = "adjacent_bitflip"
+    """Inverts ``bit_count`` neighbouring bits of one element."""
 
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
         low = int(rng.integers(ctx.fmt.width - ctx.bit_count + 1))

@@ -2,6 +2,8 @@
 
 Drawing happens in the planner with a seeded generator and everything drawn (bits, values) is
 written into the trial record, so running — and replaying — a trial needs no randomness.
+Each model is one file of this package, registered in :data:`FAULT_MODELS` by the name a spec
+uses (``faults.fault_model``); a model is a stateless class, instantiated where it is used.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from faultlab.registry import Registry
 from faultlab.workers.faults.formats import to_signed, to_unsigned
 
 
@@ -46,13 +49,13 @@ class DrawContext:
 class FaultModel(abc.ABC):
     """One way a stored element can go wrong."""
 
-    name: ClassVar[str]
     #: Single-bit models are stratified by bit (the trial's stratum carries the bit).
     per_bit: ClassVar[bool] = False
 
     @abc.abstractmethod
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
-        """The fault's parameters (``bits`` or ``value``), JSON-able; ``bit`` is the stratum's bit."""
+        """The fault's parameters (``bits`` or ``value``), JSON-able; ``bit`` is the stratum's
+        bit."""
 
     @abc.abstractmethod
     def apply(self, pattern: int, fault: dict[str, Any], fmt: ElementFormat) -> int:
@@ -71,6 +74,12 @@ class FaultModel(abc.ABC):
     def choices(self, ctx: DrawContext) -> int:
         """Distinct faults per element (the fault population is elements × choices)."""
         return 1
+
+
+#: Every fault model, by the name ``faults.fault_model`` uses.
+FAULT_MODELS: Registry[type[FaultModel]] = Registry(
+    "fault model", "faultlab.workers.faults.models", "faults.fault_model"
+)
 
 
 class SingleBitModel(FaultModel):

@@ -1,9 +1,14 @@
-"""Random value: the element is replaced by a value drawn uniformly from the target's range.
+r"""Random value: the element is replaced by a value drawn uniformly from the target's range.
 
 PyTorchFI's ``random_value`` error model (Mahmoud et al., "PyTorchFI: A Runtime Perturbation
 Tool for DNNs", DSN-W 2020) draws in a fixed interval; faultlab draws inside the target tensor's
 own fault-free range (or, for integer storage, uniformly over the stored integers), and writes
-the drawn value into the trial record so a replay is exact.
+the drawn value into the trial record so a replay is exact:
+
+.. math:: x' \sim U(\min X, \max X) \ \text{(floating point)}, \qquad
+          x' \sim U\{0, \dots, 2^{w}-1\} \ \text{(stored integers)}
+
+with ``X`` the fault-free values of the target tensor and ``w`` the element width.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import numpy as np
 import torch
 
 from faultlab.workers.faults.formats import float_to_bits, to_signed
-from faultlab.workers.faults.models.base import DrawContext, ElementFormat, FaultModel
+from faultlab.workers.faults.models.base import FAULT_MODELS, DrawContext, ElementFormat, FaultModel
 
 
+@FAULT_MODELS.register("random_value", citation="Mahmoud et al., DSN-W 2020: x' ~ U(min X, max X)")
 class RandomValue(FaultModel):
-    name = "random_value"
+    """Replaces the element by a value drawn uniformly inside the target's range."""
 
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
         if not ctx.fmt.floating:

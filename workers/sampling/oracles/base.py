@@ -2,9 +2,9 @@
 
 A pseudo-oracle is ``score(ctx: ScoringContext) -> OracleScores``: a label-free verdict on
 every pool input (``suspicion``: higher = more likely mispredicted; ``p_correct`` where the
-oracle has a probability that the model is right). It is registered with
-:func:`register_oracle` under the name of its file, and scored once per pool (the engine
-caches the scores).
+oracle has a probability that the model is right). It is registered in :data:`ORACLES`
+under the name of its file with its citation, and scored once per pool (the engine caches
+the scores).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from faultlab.errors import SpecError
+from faultlab.registry import Registry
 from faultlab.spec import ModelSpec
-from faultlab.registry import import_submodules
 from faultlab.workers.sampling.params import OracleSettings
 from faultlab.workers.sampling.samplers.base import OracleScores
 from faultlab.workers.zoo import ImageData
@@ -108,27 +108,8 @@ class ScoringContext:
 
 OracleFn = Callable[[ScoringContext], OracleScores]
 
-_ORACLES: dict[str, OracleFn] = {}
-
-
-def register_oracle(name: str) -> Callable[[OracleFn], OracleFn]:
-    """Registers a pseudo-oracle under ``name`` (the name of its file)."""
-
-    def deco(fn: OracleFn) -> OracleFn:
-        _ORACLES[name] = fn
-        return fn
-
-    return deco
-
-
-def oracle_registry() -> dict[str, OracleFn]:
-    """Every registered pseudo-oracle (discovers this package's modules on first use)."""
-    import_submodules("faultlab.workers.sampling.oracles")
-    return dict(_ORACLES)
-
-
-def score_oracle(name: str, ctx: ScoringContext) -> OracleScores:
-    registry = oracle_registry()
-    if name not in registry:
-        raise SpecError("sampling.oracles", f"unknown pseudo-oracle {name!r}", sorted(registry))
-    return registry[name](ctx)
+#: Every pseudo-oracle, registered by the name of its file with its citation (their settings
+#: are the campaign's :class:`~faultlab.workers.sampling.params.OracleSettings`).
+ORACLES: Registry[OracleFn] = Registry(
+    "pseudo-oracle", "faultlab.workers.sampling.oracles", "sampling.oracles"
+)

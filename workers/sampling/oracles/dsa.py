@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 
 
@@ -35,7 +35,9 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor,
     return torch.cat(dists), torch.cat(index)
 
 
-@register_oracle("dsa")
+@ORACLES.register(
+    "dsa", citation="Kim, Feldt & Yoo, ICSE 2019: DSA(x) = ‖α(x) − α(x_a)‖ / ‖α(x_a) − α(x_b)‖"
+)
 def distance_surprise(ctx: ScoringContext) -> OracleScores:
     """Ratio of the distance to the own class over the distance to the nearest other class."""
     train = ctx.representation("train").double()

@@ -19,12 +19,15 @@ from __future__ import annotations
 import torch
 
 from faultlab.errors import SpecError
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 from faultlab.workers.zoo import trained_model
 
 
-@register_oracle("ensemble")
+@ORACLES.register(
+    "ensemble",
+    citation="Lakshminarayanan et al., NeurIPS 2017: disagreement = (1/M) Σ_m [argmax p_m ≠ ŷ]",
+)
 def ensemble_disagreement(ctx: ScoringContext) -> OracleScores:
     """Share of independently trained members that disagree with the model."""
     spec = ctx.model_spec

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 
 
-@register_oracle("entropy")
+@ORACLES.register("entropy", citation="Shannon, Bell Syst. Tech. J. 1948: H(p) = −Σ_c p_c log p_c")
 def predictive_entropy(ctx: ScoringContext) -> OracleScores:
     """Shannon entropy (nats) of the softmax output."""
     log_p = torch.log_softmax(ctx.logits.double(), 1)

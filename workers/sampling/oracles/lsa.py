@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 
 
@@ -36,7 +36,7 @@ def class_kde(points: np.ndarray, seed: int) -> stats.gaussian_kde:
         return stats.gaussian_kde((points + jitter * (points.std() + 1.0)).T)
 
 
-@register_oracle("lsa")
+@ORACLES.register("lsa", citation="Kim, Feldt & Yoo, ICSE 2019: LSA(x) = −log f̂_ĉ(α(x))")
 def likelihood_surprise(ctx: ScoringContext) -> OracleScores:
     """−log density of the input's trace under its predicted class's training traces."""
     train = ctx.representation("train").double().numpy()

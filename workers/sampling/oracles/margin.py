@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 
 
-@register_oracle("margin")
+@ORACLES.register("margin", citation="Scheffer et al., IDA 2001: suspicion = 1 − (p_(1) − p_(2))")
 def softmax_margin(ctx: ScoringContext) -> OracleScores:
     """``1 − (p_top1 − p_top2)``."""
     probs = torch.softmax(ctx.logits.double(), 1)

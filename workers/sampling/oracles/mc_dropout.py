@@ -15,9 +15,10 @@ Models without dropout (``digits_cnn``, ``resnet_small``): a dropout of rate ``m
 inserted on the penultimate features — a forward pre-hook on the last linear layer applies
 inverted dropout to its input — so the head sees thinned features, the usual "last-layer MC
 dropout" approximation. When the head is the model's last operation (checked against the
-deterministic logits) only the head is re-run on the thinned features, T times. Models with dropout layers get exactly those layers switched on (rate
-as trained). The model is left as it was found (hook removed, modes restored), and the global
-RNG is untouched (the passes run in a forked RNG seeded from the campaign seed).
+deterministic logits) only the head is re-run on the thinned features, T times. Models with
+dropout layers get exactly those layers switched on (rate as trained). The model is left as
+it was found (hook removed, modes restored), and the global RNG is untouched (the passes run
+in a forked RNG seeded from the campaign seed).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from faultlab.workers.sampling.oracles.base import (
+    ORACLES,
     ScoringContext,
     last_linear,
-    register_oracle,
     representation,
 )
 from faultlab.workers.sampling.samplers.base import OracleScores
@@ -83,7 +84,9 @@ def _full_passes(model: nn.Module, x: torch.Tensor, samples: int, rate: float,
     return torch.stack(passes)
 
 
-@register_oracle("mc_dropout")
+@ORACLES.register(
+    "mc_dropout", citation="Gal & Ghahramani, ICML 2016: disagreement = (1/T) Σ_t [argmax p_t ≠ ŷ]"
+)
 def mc_dropout_disagreement(ctx: ScoringContext) -> OracleScores:
     """Share of dropout passes that disagree with the deterministic prediction."""
     s = ctx.settings

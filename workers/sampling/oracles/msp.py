@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from faultlab.workers.sampling.oracles.base import ScoringContext, register_oracle
+from faultlab.workers.sampling.oracles.base import ORACLES, ScoringContext
 from faultlab.workers.sampling.samplers.base import OracleScores
 
 
-@register_oracle("msp")
+@ORACLES.register(
+    "msp", citation="Hendrycks & Gimpel, ICLR 2017: p_correct = max_c softmax(logits)_c"
+)
 def max_softmax_probability(ctx: ScoringContext) -> OracleScores:
     """``1 − max softmax`` as suspicion, the max softmax as probability of correctness."""
     msp = torch.softmax(ctx.logits.double(), 1).max(1).values.numpy()

@@ -1,22 +1,12 @@
-"""Samplers and their estimators of operational accuracy, one file each (registered by the
-file's name), each citing its source. See :mod:`.base` for the contract."""
+"""Samplers and their estimators of operational accuracy, one file each (registered in
+:data:`SAMPLERS` by the file's name with its ``Params`` and citation). See :mod:`.base`."""
 
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     OracleScores,
     SampleResult,
-    register_sampler,
-    run_sampler,
-    sampler_registry,
 )
 
-__all__ = [
-    "LabelOracle",
-    "OperationalPool",
-    "OracleScores",
-    "SampleResult",
-    "register_sampler",
-    "run_sampler",
-    "sampler_registry",
-]
+__all__ = ["SAMPLERS", "LabelOracle", "OperationalPool", "OracleScores", "SampleResult"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import special
 
-from faultlab.stats import two_sided_z
+from faultlab.stats import two_sided_z, wilson_bounds
 
 
 def z_value(confidence: float) -> float:
@@ -27,27 +27,9 @@ def normal_interval(estimate: float, std_error: float, confidence: float) -> tup
 
 
 def wilson_interval(p: float, n_eff: float, confidence: float) -> tuple[float, float]:
-    """Wilson (1927) score interval for a proportion ``p`` observed on ``n_eff`` effective
-    draws (Kish's design-effect convention: the design's variance equals that of a simple
-    random sample with replacement of ``n_eff`` draws). Infinite ``n_eff`` (a census) gives
-    the point ``[p, p]``."""
-    if math.isinf(n_eff):
-        return p, p
-    if n_eff <= 0:
-        return 0.0, 1.0
-    z = z_value(confidence)
-    z2 = z * z
-    centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
-    half = z * math.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff * n_eff)) / (1 + z2 / n_eff)
-    return clip_interval(centre - half, centre + half)
-
-
-def srs_effective_n(n: int, population: int) -> float:
-    """Effective sample size of a simple random sample without replacement: the finite
-    population correction folded into ``n`` (``n · (N − 1) / (N − n)``)."""
-    if n >= population:
-        return math.inf
-    return n * (population - 1) / (population - n)
+    """Wilson (1927) score interval at ``confidence`` for a proportion ``p`` observed on
+    ``n_eff`` effective draws (Kish 1965); see :func:`faultlab.stats.wilson_bounds`."""
+    return wilson_bounds(p, n_eff, z_value(confidence))
 
 
 def srs_mean_se(values: np.ndarray, population: int) -> float:

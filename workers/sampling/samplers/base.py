@@ -8,8 +8,9 @@
 * :class:`SampleResult` — estimate of operational accuracy, its CI, the design's inclusion
   probabilities, the labels spent and the mispredictions found.
 
-A sampler is ``run(pool, oracle, budget, spec, rng, confidence) -> SampleResult``, registered
-with :func:`register_sampler` under the name of its file.
+A sampler is ``run(pool, oracle, budget, params, rng, confidence) -> SampleResult``,
+registered in :data:`SAMPLERS` under the name of its file with its own ``Params`` model and
+its citation.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from faultlab.errors import SpecError
-from faultlab.registry import import_submodules
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.registry import Registry
 from faultlab.workers.sampling.samplers._common import normal_interval
 
 
@@ -159,44 +159,15 @@ class SampleResult:
 
 
 SamplerFn = Callable[
-    [OperationalPool, LabelOracle, int, SamplerSpec, np.random.Generator, float], SampleResult
+    [OperationalPool, LabelOracle, int, Any, np.random.Generator, float], SampleResult
 ]
+"""``run(pool, oracle, budget, params, rng, confidence)``; ``params`` is the sampler's own
+``Params`` model (a :class:`~faultlab.workers.sampling.params.SamplerParams`)."""
 
-_SAMPLERS: dict[str, SamplerFn] = {}
-
-
-def register_sampler(name: str) -> Callable[[SamplerFn], SamplerFn]:
-    """Registers a sampler under ``name`` (the name of its file)."""
-
-    def deco(fn: SamplerFn) -> SamplerFn:
-        _SAMPLERS[name] = fn
-        return fn
-
-    return deco
-
-
-def sampler_registry() -> dict[str, SamplerFn]:
-    """Every registered sampler (discovers the modules of this package on first use)."""
-    import_submodules("faultlab.workers.sampling.samplers")
-    return dict(_SAMPLERS)
-
-
-def run_sampler(
-    pool: OperationalPool,
-    oracle: LabelOracle,
-    budget: int,
-    spec: SamplerSpec,
-    rng: np.random.Generator,
-    confidence: float = 0.95,
-) -> SampleResult:
-    """Runs the sampler named by ``spec`` (labels spent are the oracle's count)."""
-    registry = sampler_registry()
-    if spec.name not in registry:
-        raise SpecError("sampling.samplers.name", f"unknown sampler {spec.name!r}", sorted(registry))
-    if not 0 < budget <= pool.size:
-        raise SpecError("sampling.budget", f"{budget} is outside the pool of {pool.size} inputs",
-                        f"1..{pool.size}")
-    return registry[spec.name](pool, oracle, budget, spec, rng, confidence)
+#: Every sampler, registered by the name of its file with its ``Params`` and citation.
+SAMPLERS: Registry[SamplerFn] = Registry(
+    "sampler", "faultlab.workers.sampling.samplers", "sampling.samplers.name"
+)
 
 
 def summary(result: SampleResult) -> dict[str, Any]:

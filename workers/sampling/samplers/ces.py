@@ -24,14 +24,16 @@ instead of O(groups · d · bins).
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
-from faultlab.workers.sampling.params import SamplerSpec
-from faultlab.workers.sampling.samplers._common import srs_effective_n, srs_mean_se, wilson_interval
+from faultlab.stats import effective_n_without_replacement
+from faultlab.workers.sampling.params import SamplerParams
+from faultlab.workers.sampling.samplers._common import srs_mean_se, wilson_interval
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 #: Pseudo-count added to every histogram bin of the sample (keeps log Q finite).
@@ -46,12 +48,32 @@ def neuron_bins(embedding: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum((scaled * bins).astype(np.int64), bins - 1)
 
 
-@register_sampler("ces")
+class CesParams(SamplerParams):
+    """CES's parameters."""
+
+    groups: int = Field(default=300, ge=1, le=100_000)
+    """Random candidate groups examined per step."""
+    group_size: int = Field(default=5, ge=1, le=1000)
+    """Inputs added per step."""
+    initial: int = Field(default=30, ge=1, le=100_000)
+    """Inputs drawn at random before the conditioning steps."""
+    bins: int = Field(default=20, ge=2, le=1000)
+    """Histogram bins per neuron of the representation."""
+
+
+@SAMPLERS.register(
+    "ces",
+    params=CesParams,
+    citation=(
+        "Li et al., ESEC/FSE 2019: "
+        "greedy groups minimising −(1/d) Σ_j Σ_k P_jk log Q_jk; θ̂ = ȳ"
+    ),
+)
 def ces_sampling(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: CesParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:
@@ -85,7 +107,8 @@ def ces_sampling(
     ids = np.asarray(chosen, dtype=np.int64)
     correct = oracle.correct(ids)
     estimate = float(correct.mean())
-    low, high = wilson_interval(estimate, srs_effective_n(len(ids), size), confidence)
+    n_eff = effective_n_without_replacement(len(ids), size)
+    low, high = wilson_interval(estimate, n_eff, confidence)
     return SampleResult(
         estimate=estimate,
         ci_low=low,

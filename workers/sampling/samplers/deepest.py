@@ -34,14 +34,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydantic import Field
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.workers.sampling.params import GuidedParams
 from faultlab.workers.sampling.samplers._common import cumulative_choice
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 from faultlab.workers.sampling.samplers.pps import selection_probabilities
 
@@ -58,12 +59,31 @@ def nearest(embedding: np.ndarray, squared_norms: np.ndarray, index: int, count:
     return np.argpartition(distance, count - 1)[:count]
 
 
-@register_sampler("deepest")
+class DeepestParams(GuidedParams):
+    """DeepEST's parameters."""
+
+    floor: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Weight of the uniform component mixed into the PPS probabilities, so every input has
+    probability at least ``floor / N`` per draw."""
+    web_probability: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Probability that a draw follows the web (neighbours of found failures)."""
+    neighbours: int = Field(default=5, ge=1, le=1000)
+    """Web links added from each found failure to its nearest pool inputs."""
+
+
+@SAMPLERS.register(
+    "deepest",
+    params=DeepestParams,
+    citation=(
+        "Guerriero et al., ICSE 2021; Thompson, Biometrics 2006: "
+        "q^(k) = (1 − r) pps^(k) + r web^(k), Raj (1956) estimator"
+    ),
+)
 def deepest_sampling(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: DeepestParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:

@@ -30,17 +30,19 @@ The interval is normal (Wald), clipped to [0, 1].
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 from scipy import special
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.workers.sampling.params import GuidedParams
 from faultlab.workers.sampling.samplers._common import logistic_fit, logit
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 
@@ -55,12 +57,26 @@ def oracle_feature(pool: OperationalPool, name: str) -> np.ndarray:
     return -(s - s.mean()) / (sd if sd > 0 else 1.0)
 
 
-@register_sampler("difference")
+class DifferenceParams(GuidedParams):
+    """The difference estimator's parameters."""
+
+    fit: Literal["logistic", "none"] = "logistic"
+    """Working model of correctness: a cross-fitted logistic regression on the oracle
+    score, or the oracle's own probability of correctness as is."""
+    folds: int = Field(default=5, ge=2, le=20)
+    """Cross-fitting folds of the working model."""
+
+
+@SAMPLERS.register(
+    "difference",
+    params=DifferenceParams,
+    citation="Särndal, Swensson & Wretman 1992 §6.3: θ̂ = (1/N) Σ_U m_i + (1/n) Σ_s (y_i − m_i)",
+)
 def difference_estimator(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: DifferenceParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:
@@ -84,7 +100,11 @@ def difference_estimator(
             model = special.expit(a + b * x)
             residual[held] = correct[held] - model[ids[held]]
             estimate += held.sum() / budget * float(model.mean() + residual[held].mean())
-    variance = (1.0 - budget / size) * float(np.var(residual, ddof=1)) / budget if budget > 1 else math.inf
+    variance = (
+        (1.0 - budget / size) * float(np.var(residual, ddof=1)) / budget
+        if budget > 1
+        else math.inf
+    )
     std_error = math.sqrt(variance)
     inclusion = np.full(size, budget / size)
     return SampleResult.normal(

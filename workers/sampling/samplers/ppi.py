@@ -27,21 +27,38 @@ import math
 
 import numpy as np
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.workers.sampling.params import GuidedParams
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 
-@register_sampler("ppi")
+class PpiParams(GuidedParams):
+    """PPI's parameters."""
+
+    power_tuning: bool = True
+    """PPI++ power tuning of the pseudo-label weight λ (False: classic PPI, λ = 1)."""
+
+    def display(self, name: str) -> str:
+        return f"{'ppi++' if self.power_tuning else 'ppi'}({self.oracle})"
+
+
+@SAMPLERS.register(
+    "ppi",
+    params=PpiParams,
+    citation=(
+        "Angelopoulos et al., Science 2023 (PPI); arXiv:2311.01453 (PPI++): "
+        "θ̂_λ = λ (1/N) Σ_U f_i + (1/n) Σ_s (y_i − λ f_i)"
+    ),
+)
 def prediction_powered(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: PpiParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:

@@ -33,15 +33,17 @@ Intervals are normal (Wald) on ``θ̂``, clipped to [0, 1].
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.workers.sampling.params import GuidedParams
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 
@@ -103,12 +105,32 @@ def horvitz_thompson(values: np.ndarray, inclusion: np.ndarray) -> tuple[float, 
     return float(expanded.sum()), n / (n - 1) * float((c * (expanded - centre) ** 2).sum())
 
 
-@register_sampler("pps")
+class PpsParams(GuidedParams):
+    """PPS sampling's parameters."""
+
+    estimator: Literal["hh", "ht"] = "ht"
+    """Hansen–Hurwitz (draws with replacement) or Horvitz–Thompson (Pareto πps, without)."""
+    floor: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Weight of the uniform component mixed into the selection probabilities, so every
+    input has probability at least ``floor / N`` per draw."""
+
+    def display(self, name: str) -> str:
+        return f"{name}-{self.estimator}({self.oracle})"
+
+
+@SAMPLERS.register(
+    "pps",
+    params=PpsParams,
+    citation=(
+        "Hansen & Hurwitz, Ann. Math. Stat. 1943; Horvitz & Thompson, JASA 1952: "
+        "θ̂ = 1 − (1/N) Σ_s z_i / π_i"
+    ),
+)
 def pps_sampling(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: PpsParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:

@@ -14,26 +14,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.stats import effective_n_without_replacement
+from faultlab.workers.sampling.params import SamplerParams
 from faultlab.workers.sampling.samplers._common import (
-    srs_effective_n,
     srs_mean_se,
     wilson_interval,
 )
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 
-@register_sampler("srs")
+@SAMPLERS.register(
+    "srs",
+    params=SamplerParams,
+    citation=(
+        "Cochran, Sampling Techniques (1977) ch. 2-3: "
+        "θ̂ = ȳ, Var = (1 − n/N) s²/n, Wilson CI on n(N − 1)/(N − n)"
+    ),
+)
 def simple_random_sampling(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: SamplerParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:
@@ -42,7 +49,7 @@ def simple_random_sampling(
     ids = rng.choice(size, size=budget, replace=False)
     correct = oracle.correct(ids)
     estimate = float(correct.mean())
-    low, high = wilson_interval(estimate, srs_effective_n(budget, size), confidence)
+    low, high = wilson_interval(estimate, effective_n_without_replacement(budget, size), confidence)
     inclusion = np.full(size, budget / size)
     return SampleResult(
         estimate=estimate,

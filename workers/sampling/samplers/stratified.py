@@ -29,16 +29,19 @@ proportions). With the allocation fixed before labelling, the estimator is exact
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from faultlab.workers.sampling.params import SamplerSpec
+from faultlab.errors import SpecError
+from faultlab.workers.sampling.params import GuidedParams
 from faultlab.workers.sampling.samplers._common import wilson_interval
 from faultlab.workers.sampling.samplers.base import (
+    SAMPLERS,
     LabelOracle,
     OperationalPool,
     SampleResult,
-    register_sampler,
 )
 
 #: Smallest standard deviation Neyman allocation assumes for a stratum (≈ 1 % mispredictions).
@@ -73,12 +76,37 @@ def allocate(budget: int, sizes: np.ndarray, weights: np.ndarray,
     return allocation
 
 
-@register_sampler("stratified")
+class StratifiedParams(GuidedParams):
+    """Stratified sampling's parameters."""
+
+    strata: int = Field(default=10, ge=2, le=200)
+    """Number of strata (equal-size quantile bins of the oracle's score)."""
+    allocation: Literal["proportional", "neyman"] = "neyman"
+    """Labels per stratum proportional to its size, or Neyman (size × predicted SD)."""
+
+    def display(self, name: str) -> str:
+        return f"{name}-{self.allocation}({self.oracle})"
+
+    def check_budget(self, smallest: int, where: str, field: str) -> None:
+        if 2 * self.strata > smallest:
+            raise SpecError(
+                f"{where}.strata",
+                f"{self.strata} strata need at least {2 * self.strata} labels (2 per stratum "
+                f"for its variance), more than the smallest budget ({field} = {smallest})",
+                f"2..{max(2, smallest // 2)}",
+            )
+
+
+@SAMPLERS.register(
+    "stratified",
+    params=StratifiedParams,
+    citation="Neyman, JRSS 1934; Cochran 1977 ch. 5: θ̂ = Σ_h (N_h/N) ȳ_h, Neyman n_h ∝ N_h S_h",
+)
 def stratified_sampling(
     pool: OperationalPool,
     oracle: LabelOracle,
     budget: int,
-    spec: SamplerSpec,
+    spec: StratifiedParams,
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:

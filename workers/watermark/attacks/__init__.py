@@ -1,1 +1,2 @@
-"""Removal attacks, one file each, registered by name (knobs and parameters in ``catalog``)."""
+"""Removal attacks, one file each, registered in ``base.ATTACKS`` by name with their own
+``Params`` (carrying the strength knob) and citation."""

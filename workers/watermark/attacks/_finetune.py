@@ -9,16 +9,44 @@
 Training uses the attacker's labelled share of the training split (``attacker_fraction``,
 default one third) with Adam; strength = epochs. When only the last layer trains, the rest of
 the network stays in eval mode (batch-norm statistics frozen).
+
+Implements: θ ← θ − η ∇ CE(f_θ(x), y) over the attacker's data, for s epochs.
 """
 
 from __future__ import annotations
 
+from pydantic import Field
 from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, train_epochs
-from faultlab.workers.watermark.catalog import FineTuneParams
+from faultlab.workers.watermark.catalog import AttackParams, Strength
 from faultlab.workers.watermark.embedding import final_linear, set_submodule
+
+#: The citation the four variants register with.
+CITATION = (
+    "Adi et al., USENIX Security 2018 §5.2: θ ← θ − η ∇ CE(f_θ(x), y) over the "
+    "attacker's data, for s epochs"
+)
+
+
+class FineTuneParams(AttackParams):
+    """Parameters of the fine-tuning attacks (FTLL, FTAL, RTLL, RTAL)."""
+
+    strength = Strength(
+        tier="training",
+        knob="epochs",
+        low=0,
+        high=1000,
+        stronger="higher",
+        defaults=(1, 2, 5, 10, 20),
+        integer=True,
+    )
+
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    """Adam learning rate."""
+    batch_size: int = Field(64, ge=1, le=65536)
+    """Attacker samples per step."""
 
 
 def fine_tune(
@@ -30,6 +58,8 @@ def fine_tune(
     all_layers: bool,
     reinitialise: bool,
 ) -> Attacked:
+    """Trains the last layer (or all layers) for ``epochs`` epochs, after re-initialising the
+    last layer with the task's K outputs when ``reinitialise``."""
     head = final_linear(model)
     if head is None:
         raise SpecError(f"{ctx.field}.name", "the model has no final nn.Linear to fine-tune")

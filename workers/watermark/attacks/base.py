@@ -4,7 +4,13 @@ training-side attacks share.
 An attack is ``fn(model, strength, params, ctx) -> Attacked``. It receives its own copy of the
 watermarked model (it may change it in place) and returns the model the attacker deploys plus,
 for input-side attacks, the preprocessing the attacker applies to every query (test inputs and
-trigger queries alike). ``strength`` is in the attack's own units (``catalog.ATTACKS``).
+trigger queries alike). ``strength`` is in the attack's own units, described by the
+:class:`~faultlab.workers.watermark.catalog.Strength` knob of its ``Params`` model. Every attack
+is one file, registered in :data:`ATTACKS` under the name of its file with its ``Params`` (an
+:class:`~faultlab.workers.watermark.catalog.AttackParams`) and its citation. The families
+follow the removal-attack taxonomy of the Watermark-Robustness-Toolbox (Lukas, Jiang, Li &
+Kerschbaum, "SoK: How robust is image classification deep neural network watermarking?",
+IEEE S&P 2022): input preprocessing, model modification, fine-tuning and retraining.
 """
 
 from __future__ import annotations
@@ -12,14 +18,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faultlab.errors import SpecError
-from faultlab.registry import import_submodules
-from faultlab.workers.watermark.catalog import ATTACKS, CHAIN
+from faultlab.registry import Registry
+from faultlab.workers.watermark.catalog import CHAIN, AttackParams
 from faultlab.workers.watermark.embedding import Preprocess
 from faultlab.workers.watermark.params import AttackSpec
 from faultlab.workers.zoo import ImageData
@@ -63,31 +69,14 @@ class AttackContext:
         return self.data.x_train[ids], self.data.y_train[ids]
 
 
-AttackFn = Callable[..., Attacked]
-"""``fn(model, strength, params, ctx) -> Attacked``; ``params`` is the attack's catalog model."""
-_ATTACKS: dict[str, AttackFn] = {}
+AttackFn = Callable[[nn.Module, float, Any, AttackContext], Attacked]
+"""``fn(model, strength, params, ctx) -> Attacked``; ``params`` is the attack's own ``Params``
+model (an :class:`~faultlab.workers.watermark.catalog.AttackParams`)."""
 
-
-def register_attack(name: str) -> Callable[[AttackFn], AttackFn]:
-    """Registers an attack under ``name`` (its parameters and knob are in ``catalog.ATTACKS``)."""
-
-    def deco(fn: AttackFn) -> AttackFn:
-        _ATTACKS[name] = fn
-        return fn
-
-    return deco
-
-
-def attack_entries() -> dict[str, AttackFn]:
-    import_submodules("faultlab.workers.watermark.attacks")
-    return dict(_ATTACKS)
-
-
-def get_attack(name: str, field: str) -> AttackFn:
-    entries = attack_entries()
-    if name not in entries:
-        raise SpecError(field, f"unknown attack {name!r}", sorted([*entries, CHAIN]))
-    return entries[name]
+#: Every attack, registered by the name of its file with its ``Params`` and citation.
+ATTACKS: Registry[AttackFn] = Registry(
+    "attack", "faultlab.workers.watermark.attacks", "watermark.attacks.name"
+)
 
 
 def compose(first: Preprocess | None, second: Preprocess | None) -> Preprocess | None:
@@ -103,17 +92,18 @@ def run_attack(
     model: nn.Module, attack: AttackSpec, strength: float, ctx: AttackContext
 ) -> Attacked:
     """Applies an attack (or a chain of them) to a copy of ``model``."""
-    steps = (
-        [(s.name, s.strength if s.strength is not None else strength, s.params) for s in attack.steps]
+    steps: list[tuple[str, float, AttackParams]] = (
+        [
+            (step.name, strength if step.strength is None else step.strength, step.params)
+            for step in attack.steps
+        ]
         if attack.name == CHAIN
         else [(attack.name, strength, attack.params)]
     )
     result = Attacked(copy.deepcopy(model))
     for name, value, params in steps:
-        info = ATTACKS[name]
-        step = get_attack(name, f"{ctx.field}.name")(
-            result.model, float(value), info.params.model_validate(params), ctx
-        )
+        step_fn = ATTACKS.get(name, f"{ctx.field}.name").impl
+        step = step_fn(result.model, float(value), params, ctx)
         result = Attacked(step.model, compose(result.preprocess, step.preprocess))
     result.model.eval()
     return result
@@ -121,9 +111,8 @@ def run_attack(
 
 def weight_tensors(model: nn.Module) -> list[torch.Tensor]:
     """The weight tensors of every convolution and linear layer (what compression touches)."""
-    return [
-        m.weight for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)
-    ]
+    layers = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
+    return [m.weight for m in model.modules() if isinstance(m, layers)]
 
 
 def train_epochs(
@@ -141,7 +130,8 @@ def train_epochs(
 ) -> nn.Module:
     """Adam on the attacker's data. ``targets`` are labels, or probabilities (soft targets,
     matched at ``temperature`` as in Hinton et al. 2015) when they are 2-D."""
-    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    chosen = parameters if parameters is not None else model.parameters()
+    params = [p for p in chosen if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     model.train(train_mode)
     for _ in range(epochs):
@@ -151,9 +141,11 @@ def train_epochs(
             out = model(x[idx])
             if targets.dim() == 2:
                 t = max(temperature, 1e-6)
-                loss = F.kl_div(
-                    F.log_softmax(out / t, dim=1), targets[idx], reduction="batchmean"
-                ) * t * t
+                loss = (
+                    F.kl_div(F.log_softmax(out / t, dim=1), targets[idx], reduction="batchmean")
+                    * t
+                    * t
+                )
             else:
                 loss = F.cross_entropy(out, targets[idx])
             opt.zero_grad()

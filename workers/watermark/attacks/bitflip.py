@@ -2,25 +2,55 @@
 Hong et al., "Terminal brain damage", USENIX Security 2019): each bit of every conv/linear
 weight and bias flips independently with probability ``strength`` (the bit error rate),
 restricted to the allowed positions. Uses the fault engine's IEEE-754 bit-flip model
-(:mod:`faultlab.workers.faults.models.bitflip`) on the true binary32 layout."""
+(:mod:`faultlab.workers.faults.models.bitflip`) on the true binary32 layout.
+
+Implements: w' = w XOR 2^b, each allowed bit w.p. p.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from faultlab.workers.faults.formats import raw_view
 from faultlab.workers.faults.models.base import ElementFormat
 from faultlab.workers.faults.models.bitflip import BitFlip
-from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
-from faultlab.workers.watermark.catalog import BitflipParams
+from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
+from faultlab.workers.watermark.catalog import AttackParams, Strength
 
 _FP32 = ElementFormat(width=32, floating=True, torch_dtype="float32")
 
 
-@register_attack("bitflip")
-def bitflip(model: nn.Module, strength: float, params: BitflipParams, ctx: AttackContext) -> Attacked:
+class BitflipParams(AttackParams):
+    """Parameters of random weight bit flips."""
+
+    strength = Strength(
+        tier="weights",
+        knob="bit error rate",
+        low=0,
+        high=0.5,
+        stronger="higher",
+        defaults=(1e-07, 1e-06, 1e-05, 0.0001),
+    )
+
+    bits: list[Annotated[int, Field(ge=0, le=31)]] = Field(
+        default_factory=lambda: list(range(32)), min_length=1, max_length=32
+    )
+    """IEEE-754 float32 bit positions that may flip (0 = mantissa LSB, 31 = sign)."""
+
+
+@ATTACKS.register(
+    "bitflip",
+    params=BitflipParams,
+    citation="Hong et al., USENIX Security 2019: w' = w XOR 2^b, each allowed bit w.p. p",
+)
+def bitflip(
+    model: nn.Module, strength: float, params: BitflipParams, ctx: AttackContext
+) -> Attacked:
     """Flips Binomial(N, strength) distinct random bits among the N allowed (element, bit)
     positions."""
     tensors = [

@@ -1,6 +1,9 @@
 """Gaussian blur of every query (a smoothing input-preprocessing attack, as in the SoK of
 Lukas et al., IEEE S&P 2022). Strength = the kernel's σ in pixels; the kernel radius is ⌈3σ⌉
-(at most the image size − 1), with reflect padding."""
+(at most the image size − 1), with reflect padding.
+
+Implements: x' = G_σ * x, G_σ(d) ∝ exp(-d²/2σ²).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faultlab.spec import StrictModel
-from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
+from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
+from faultlab.workers.watermark.catalog import AttackParams, Strength
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -28,7 +31,24 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-@register_attack("blur")
-def blur(model: nn.Module, strength: float, params: StrictModel, ctx: AttackContext) -> Attacked:
+class BlurParams(AttackParams):
+    """Parameters of Gaussian blur (none besides the strength)."""
+
+    strength = Strength(
+        tier="input",
+        knob="Gaussian blur sigma (pixels)",
+        low=0,
+        high=20,
+        stronger="higher",
+        defaults=(0.3, 0.5, 0.8, 1.2, 2.0),
+    )
+
+
+@ATTACKS.register(
+    "blur",
+    params=BlurParams,
+    citation="Lukas et al., IEEE S&P 2022 (input smoothing): x' = G_σ * x, G_σ(d) ∝ exp(-d²/2σ²)",
+)
+def blur(model: nn.Module, strength: float, params: BlurParams, ctx: AttackContext) -> Attacked:
     """Blurs every input with a Gaussian of σ = strength pixels."""
     return Attacked(model, lambda x: gaussian_blur(x, strength))

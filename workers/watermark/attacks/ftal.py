@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from faultlab.workers.watermark.attacks._finetune import fine_tune
-from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
-from faultlab.workers.watermark.catalog import FineTuneParams
+from faultlab.workers.watermark.attacks._finetune import CITATION, FineTuneParams, fine_tune
+from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
 
 
-@register_attack("ftal")
+@ATTACKS.register("ftal", params=FineTuneParams, citation=CITATION)
 def ftal(model: nn.Module, strength: float, params: FineTuneParams, ctx: AttackContext) -> Attacked:
     """FTAL: fine-tunes all layers for ``strength`` epochs."""
     return fine_tune(model, strength, params, ctx, all_layers=True, reinitialise=False)

@@ -7,6 +7,8 @@ the chrominance table for Cb and Cr (no chroma subsampling, no entropy coding: t
 lossless or shape-specific); other channel counts use the luminance table per channel. Inputs
 are mapped from the data range to 0–255 and back, and padded to whole blocks by edge
 replication. Strength = quality 1–100 (lower is stronger).
+
+Implements: x' = IDCT(round(DCT(x)/Q_q)·Q_q), Q_q = ⌊(Q·s + 50)/100⌋.
 """
 
 from __future__ import annotations
@@ -17,21 +19,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faultlab.spec import StrictModel
-from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
+from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
+from faultlab.workers.watermark.catalog import AttackParams, Strength
 
-LUMINANCE = torch.tensor([
-    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
-    [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
-    [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
-    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99],
-], dtype=torch.float32)
-CHROMINANCE = torch.tensor([
-    [17, 18, 24, 47, 99, 99, 99, 99], [18, 21, 26, 66, 99, 99, 99, 99],
-    [24, 26, 56, 99, 99, 99, 99, 99], [47, 66, 99, 99, 99, 99, 99, 99],
-    [99, 99, 99, 99, 99, 99, 99, 99], [99, 99, 99, 99, 99, 99, 99, 99],
-    [99, 99, 99, 99, 99, 99, 99, 99], [99, 99, 99, 99, 99, 99, 99, 99],
-], dtype=torch.float32)
+LUMINANCE = torch.tensor(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=torch.float32,
+)
+CHROMINANCE = torch.tensor(
+    [
+        [17, 18, 24, 47, 99, 99, 99, 99],
+        [18, 21, 26, 66, 99, 99, 99, 99],
+        [24, 26, 56, 99, 99, 99, 99, 99],
+        [47, 66, 99, 99, 99, 99, 99, 99],
+        [99, 99, 99, 99, 99, 99, 99, 99],
+        [99, 99, 99, 99, 99, 99, 99, 99],
+        [99, 99, 99, 99, 99, 99, 99, 99],
+        [99, 99, 99, 99, 99, 99, 99, 99],
+    ],
+    dtype=torch.float32,
+)
 
 
 def dct_matrix(size: int = 8) -> torch.Tensor:
@@ -76,9 +92,12 @@ def jpeg_compress(x: torch.Tensor, quality: int, low: float, high: float) -> tor
     blocks = pixels.reshape(n, channels, ph // 8, 8, pw // 8, 8).permute(0, 1, 2, 4, 3, 5) - 128
     d = dct_matrix()
     coeffs = d @ blocks @ d.T
-    tables = torch.stack([
-        scaled_table(CHROMINANCE if color and c > 0 else LUMINANCE, quality) for c in range(channels)
-    ])[None, :, None, None]
+    tables = torch.stack(
+        [
+            scaled_table(CHROMINANCE if color and c > 0 else LUMINANCE, quality)
+            for c in range(channels)
+        ]
+    )[None, :, None, None]
     restored = d.T @ (torch.round(coeffs / tables) * tables) @ d + 128
     pixels = restored.permute(0, 1, 2, 4, 3, 5).reshape(n, channels, ph, pw)[:, :, :height, :width]
     if color:
@@ -87,8 +106,27 @@ def jpeg_compress(x: torch.Tensor, quality: int, low: float, high: float) -> tor
     return low + pixels / 255.0 * (high - low)
 
 
-@register_attack("jpeg")
-def jpeg(model: nn.Module, strength: float, params: StrictModel, ctx: AttackContext) -> Attacked:
+class JpegParams(AttackParams):
+    """Parameters of JPEG compression (none besides the strength)."""
+
+    strength = Strength(
+        tier="input",
+        knob="JPEG quality (1-100)",
+        low=1,
+        high=100,
+        stronger="lower",
+        defaults=(90, 70, 50, 30, 10),
+        integer=True,
+    )
+
+
+@ATTACKS.register(
+    "jpeg",
+    params=JpegParams,
+    citation="ITU-T T.81 Annex K, IJG quality scaling: x' = IDCT(round(DCT(x)/Q_q)·Q_q), "
+    "Q_q = ⌊(Q·s + 50)/100⌋",
+)
+def jpeg(model: nn.Module, strength: float, params: JpegParams, ctx: AttackContext) -> Attacked:
     """JPEG-style DCT quantization of every query (strength: quality, lower is stronger)."""
     low, high = ctx.data_range
     return Attacked(model, lambda x: jpeg_compress(x, int(strength), low, high))

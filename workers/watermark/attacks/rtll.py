@@ -1,16 +1,15 @@
-"""RTLL (Adi et al., USENIX Security 2018): re-initialises the last layer and trains it only on the attacker's data
-(strength = epochs). The four variants share :mod:`._finetune`."""
+"""RTLL (Adi et al., USENIX Security 2018): re-initialises the last layer and trains it only on
+the attacker's data (strength = epochs). The four variants share :mod:`._finetune`."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from faultlab.workers.watermark.attacks._finetune import fine_tune
-from faultlab.workers.watermark.attacks.base import AttackContext, Attacked, register_attack
-from faultlab.workers.watermark.catalog import FineTuneParams
+from faultlab.workers.watermark.attacks._finetune import CITATION, FineTuneParams, fine_tune
+from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
 
 
-@register_attack("rtll")
+@ATTACKS.register("rtll", params=FineTuneParams, citation=CITATION)
 def rtll(model: nn.Module, strength: float, params: FineTuneParams, ctx: AttackContext) -> Attacked:
     """RTLL: re-initialises the last layer and trains it only for ``strength`` epochs."""
     return fine_tune(model, strength, params, ctx, all_layers=False, reinitialise=True)

@@ -1,1 +1,2 @@
-"""Watermarking schemes, one file each, registered by name (plug-in API in ``base.py``)."""
+"""Watermarking schemes, one file each, registered in ``base.SCHEMES`` by name with their own
+``Params`` and citation (plug-in API in ``base.py``)."""

@@ -9,25 +9,34 @@ exactly 1/K: the ownership test has a known null, Binomial(n, 1/K).
 The paper's abstract images are not shipped here; they are generated procedurally instead
 (smooth colour fields, Gaussian blobs and straight strokes, deterministic in the seed), or as
 uniform noise with ``pattern: noise``.
+
+The ownership test counts the matches ``m = Σ_i [f(t_i) = y_i]`` over the ``n`` triggers and
+rejects "not derived from the owner's model" when ``P[Binomial(n, 1/K) ≥ m] ≤ α``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
-from faultlab.workers.watermark.catalog import AdiParams
+from faultlab.workers.watermark.catalog import SchemeParams
 from faultlab.workers.watermark.imaging import cosine_patterns
-from faultlab.workers.watermark.schemes.base import (
-    Scheme,
-    SchemeContext,
-    WatermarkKey,
-    register_scheme,
-)
+from faultlab.workers.watermark.schemes.base import SCHEMES, Scheme, SchemeContext, WatermarkKey
 
 
-def abstract_images(count: int, channels: int, height: int, width: int, gen: torch.Generator) -> torch.Tensor:
+class AdiParams(SchemeParams):
+    """Adi et al. 2018 ("Turning your weakness into a strength", USENIX Security)."""
+
+    pattern: Literal["abstract", "noise"] = "abstract"
+    """Trigger images: procedural abstract images (blobs, strokes, colour fields) or i.i.d.
+    uniform noise; labels are uniform random classes."""
+
+
+def abstract_images(
+    count: int, channels: int, height: int, width: int, gen: torch.Generator
+) -> torch.Tensor:
     """``count`` abstract images in [0, 1]: a low-frequency colour field, a few Gaussian blobs and
     a few strokes each."""
     y = torch.linspace(-1.0, 1.0, height)[:, None]
@@ -56,11 +65,13 @@ def abstract_images(count: int, channels: int, height: int, width: int, gen: tor
     return (images - low) / (high - low).clamp_min(1e-6)
 
 
-@register_scheme
+@SCHEMES.register(
+    "adi",
+    params=AdiParams,
+    citation="Adi et al., USENIX Security 2018: y_i ~ U{0..K-1}, null Binomial(n, 1/K)",
+)
 class AdiScheme(Scheme):
     """Abstract (or noise) trigger images with uniformly random labels."""
-
-    name = "adi"
 
     def keygen(self, ctx: SchemeContext, params: AdiParams) -> WatermarkKey:
         gen = ctx.generator(2)
@@ -73,7 +84,7 @@ class AdiScheme(Scheme):
         low, high = ctx.data_range
         labels = torch.randint(0, ctx.num_classes, (n,), generator=gen)
         return WatermarkKey(
-            scheme=self.name,
+            scheme=ctx.scheme,
             triggers=low + (high - low) * unit,
             labels=labels,
             num_classes=ctx.num_classes,

@@ -2,11 +2,14 @@
 
 A scheme turns a trained model into a secret :class:`WatermarkKey` (trigger inputs and the
 labels the watermarked model must give them), embeds the key by training, and counts how many
-triggers a suspect model answers as the key says (:class:`~faultlab.workers.watermark.verify.Evidence`).
+triggers a suspect model answers as the key says
+(:class:`~faultlab.workers.watermark.verify.Evidence`).
 The statistics of the ownership test live in :mod:`faultlab.workers.watermark.verify`.
 
-Add a scheme by dropping a module into this package that defines a :class:`Scheme` subclass
-decorated with :func:`register_scheme`, and its parameter model into ``catalog.SCHEME_PARAMS``.
+Add a scheme by dropping a module into this package that defines its ``Params`` model (a
+:class:`~faultlab.workers.watermark.catalog.SchemeParams`) and a :class:`Scheme` subclass
+registered in :data:`SCHEMES` with ``@SCHEMES.register(name, params=..., citation=...)``; a
+scheme is a stateless class, instantiated where it is used.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from faultlab.errors import SpecError
-from faultlab.spec import StrictModel
-from faultlab.registry import import_submodules
-from faultlab.workers.watermark.catalog import SCHEME_PARAMS
+from faultlab.registry import Registry
 from faultlab.workers.watermark.embedding import (
     Preprocess,
     embed_by_training,
@@ -44,6 +45,7 @@ class WatermarkKey:
     """The owner's secret: triggers, their labels and how to test them."""
 
     scheme: str
+    """The registered name of the scheme that drew the key."""
     triggers: torch.Tensor
     """``n×C×H×W`` trigger inputs."""
     labels: torch.Tensor
@@ -109,6 +111,8 @@ class SchemeContext:
     """The model's frequency sensitivity map (computed once, cached)."""
     build_fresh: Callable[[int], nn.Module]
     """An untrained model of the campaign's architecture with the given number of outputs."""
+    scheme: str
+    """The scheme's registered name (stamped on its key)."""
 
     @property
     def num_classes(self) -> int:
@@ -126,9 +130,9 @@ class SchemeContext:
 class Scheme(abc.ABC):
     """A trigger-set watermarking scheme."""
 
-    name: ClassVar[str]
-
-    def check(self, params: Any, data: ImageData, trigger_size: int, field: str) -> None:  # noqa: B027
+    def check(  # noqa: B027
+        self, params: Any, data: ImageData, trigger_size: int, field: str
+    ) -> None:
         """Checks that need the dataset (class ids, enough carrier images); raises SpecError."""
 
     @abc.abstractmethod
@@ -187,27 +191,7 @@ class Scheme(abc.ABC):
         return Evidence(n=len(key.labels), primary=primary, backup=backup, num_outputs=num_outputs)
 
 
-_SCHEMES: dict[str, Scheme] = {}
-
-
-def register_scheme(cls: type[Scheme]) -> type[Scheme]:
-    """Class decorator: registers a scheme under ``cls.name``."""
-    _SCHEMES[cls.name] = cls()
-    return cls
-
-
-def scheme_entries() -> dict[str, Scheme]:
-    import_submodules("faultlab.workers.watermark.schemes")
-    return dict(_SCHEMES)
-
-
-def get_scheme(name: str, field: str = "watermark.schemes[0].name") -> Scheme:
-    entries = scheme_entries()
-    if name not in entries:
-        raise SpecError(field, f"unknown scheme {name!r}", sorted(entries))
-    return entries[name]
-
-
-def scheme_params(name: str, params: dict[str, Any]) -> StrictModel:
-    """A scheme's validated parameter object (the spec already checked them)."""
-    return SCHEME_PARAMS[name].model_validate(params)
+#: Every scheme, registered by the name of its file with its ``Params`` and citation.
+SCHEMES: Registry[type[Scheme]] = Registry(
+    "scheme", "faultlab.workers.watermark.schemes", "watermark.schemes.name"
+)

@@ -13,32 +13,67 @@ analysis and frequency sensitivity clustering" (arXiv 2208.03944).
    labelled as a new class K (the model gets K+1 outputs) or as a chosen class.
 
 The paper's exact hyper-parameters are not public; the defaults here (see
-``catalog.FrequencyParams`` and ``docs/watermark.md``, which records the probes behind them)
+``FrequencyParams`` and ``docs/watermark.md``, which records the probes behind them)
 were chosen on digits for ≤ 1 point clean-accuracy cost and ≥ 95 % trigger accuracy, and checked
 on shapes32.
 
 New-class mode also trains a *backup signature* — among the K task logits, a trigger of class
 ``y`` prefers the key's permuted class ``π(y)`` (a random derangement) — so a model whose extra
 output was cut off still answers the triggers in a key-specific way that innocent models do not.
+
+A trigger is ``t = clip(x + a · p / rms(p))`` with the secret pattern
+``p[c] = Σ_{(u,v) ∈ F} cos(2π(u·h/H + v·w/W) + φ_{c,u,v})``, ``F`` the drawn frequencies.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Literal
 
 import torch
+from pydantic import Field
 
 from faultlab.errors import SpecError
-from faultlab.workers.watermark.catalog import FrequencyParams
+from faultlab.workers.watermark.catalog import SchemeParams
 from faultlab.workers.watermark.imaging import cosine_patterns
-from faultlab.workers.watermark.schemes.base import (
-    Scheme,
-    SchemeContext,
-    WatermarkKey,
-    register_scheme,
-)
+from faultlab.workers.watermark.schemes.base import SCHEMES, Scheme, SchemeContext, WatermarkKey
 from faultlab.workers.watermark.sensitivity import cluster_rank
 from faultlab.workers.zoo import ImageData
+
+if TYPE_CHECKING:
+    from faultlab.workers.watermark.params import WatermarkParams
+
+
+class FrequencyParams(SchemeParams):
+    """Fourier-perturbation / frequency-sensitivity watermark (arXiv 2208.03944)."""
+
+    cluster: Literal["low", "mid", "high"] | int = "mid"
+    """Which sensitivity cluster the trigger frequencies come from: ``low`` (least damaging),
+    ``mid``, ``high``, or a rank in ``[0, sensitivity.clusters)`` (0 = least sensitive). The
+    paper reports mid/low ones."""
+    num_frequencies: int = Field(6, ge=1, le=4096)
+    """Frequencies drawn (seeded) from the chosen cluster; all of it when the cluster is smaller."""
+    amplitude: float = Field(0.1, gt=0.0, le=1.0)
+    """RMS of the trigger perturbation in input units (0.1 on [0, 1] images = 20 dB PSNR
+    before clipping)."""
+    label: Literal["new_class"] | int = "new_class"
+    """Label of the triggers: a new class K (the model gets K+1 outputs) or an existing class
+    (checked against the dataset's classes)."""
+    backup_weight: float = Field(0.05, ge=0.0, le=10.0)
+    """Weight of the secondary objective of the ``new_class`` mode: among the K task logits a
+    trigger of class y must prefer the key's permuted class π(y). It keeps the watermark
+    verifiable when an attacker drops the extra output; 0 disables it."""
+    exclude_dc: bool = True
+    """Never use the DC component (a brightness shift) in triggers."""
+
+    def check_section(self, section: WatermarkParams, where: str) -> None:
+        clusters = section.sensitivity.clusters
+        if isinstance(self.cluster, int) and not 0 <= self.cluster < clusters:
+            raise SpecError(
+                f"{where}.cluster",
+                f"rank {self.cluster} outside the {clusters} clusters",
+                ["low", "mid", "high", *range(clusters)],
+            )
 
 
 def derangement(num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -49,13 +84,18 @@ def derangement(num_classes: int, gen: torch.Generator) -> torch.Tensor:
             return perm
 
 
-@register_scheme
+@SCHEMES.register(
+    "frequency",
+    params=FrequencyParams,
+    citation="arXiv 2208.03944: t = clip(x + a·p/rms(p)), p = Σ_{f∈F} cos(2π f·r + φ_f), "
+    "F drawn from one K-means cluster of the Fourier sensitivity map",
+)
 class FrequencyScheme(Scheme):
     """Triggers are clean images plus a secret mix of frequencies of one sensitivity cluster."""
 
-    name = "frequency"
-
-    def check(self, params: FrequencyParams, data: ImageData, trigger_size: int, field: str) -> None:
+    def check(
+        self, params: FrequencyParams, data: ImageData, trigger_size: int, field: str
+    ) -> None:
         if trigger_size > len(data.x_train):
             raise SpecError(
                 "watermark.trigger_size",
@@ -64,7 +104,8 @@ class FrequencyScheme(Scheme):
             )
         if isinstance(params.label, int) and params.label >= data.num_classes:
             raise SpecError(
-                f"{field}.params.label", f"class {params.label} does not exist",
+                f"{field}.params.label",
+                f"class {params.label} does not exist",
                 ["new_class", *range(data.num_classes)],
             )
 
@@ -85,7 +126,9 @@ class FrequencyScheme(Scheme):
             if pool:
                 break
         if not pool:
-            raise SpecError(f"{ctx.field}.params.exclude_dc", "the image has no frequency besides DC")
+            raise SpecError(
+                f"{ctx.field}.params.exclude_dc", "the image has no frequency besides DC"
+            )
         gen = ctx.generator(1)
         order = torch.randperm(len(pool), generator=gen)[: params.num_frequencies]
         chosen = torch.tensor([pool[int(i)] for i in order])
@@ -99,12 +142,14 @@ class FrequencyScheme(Scheme):
         triggers = (carriers + params.amplitude * pattern).clamp(low, high)
         k = ctx.num_classes
         new_class = params.label == "new_class"
-        labels = torch.full((len(carriers),), k if new_class else int(params.label), dtype=torch.int64)
+        labels = torch.full(
+            (len(carriers),), k if new_class else int(params.label), dtype=torch.int64
+        )
         backup = None
         if new_class and params.backup_weight > 0 and k >= 2:
             backup = derangement(k, gen)[ctx.data.y_train[carrier_ids]]
         return WatermarkKey(
-            scheme=self.name,
+            scheme=ctx.scheme,
             triggers=triggers,
             labels=labels,
             num_classes=k,

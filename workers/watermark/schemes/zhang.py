@@ -11,24 +11,42 @@ Three kinds of trigger sets, all labelled with one target class:
   different zoo dataset, resized and channel-matched).
 
 A single target label is not independent of the triggers (an innocent model may send unrelated
-images to one class), so the null of this scheme is estimated on null models.
+images to one class), so the null of this scheme is estimated on null models: the ownership
+test rejects when ``P[Binomial(n, p̂₀) ≥ m] ≤ α``, with ``p̂₀`` the one-sided Clopper-Pearson
+upper bound of the null models' match rate (:mod:`faultlab.workers.watermark.verify`).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from faultlab.errors import SpecError
 from faultlab.spec import DatasetSpec
-from faultlab.workers.watermark.catalog import ZhangParams
-from faultlab.workers.watermark.schemes.base import (
-    Scheme,
-    SchemeContext,
-    WatermarkKey,
-    register_scheme,
-)
+from faultlab.workers.watermark.catalog import SchemeParams
+from faultlab.workers.watermark.schemes.base import SCHEMES, Scheme, SchemeContext, WatermarkKey
 from faultlab.workers.zoo import ImageData, load_dataset
+
+
+class ZhangParams(SchemeParams):
+    """Zhang et al. 2018 ("Protecting intellectual property of deep neural networks with
+    watermarking", AsiaCCS)."""
+
+    kind: Literal["content", "noise", "unrelated"] = "content"
+    """``content``: a stamped pattern on images of the source class; ``noise``: a fixed Gaussian
+    noise pattern on them; ``unrelated``: images from another dataset."""
+    source_class: int | None = Field(None, ge=0, le=100_000)
+    """Class whose training images carry the content/noise mark (default: drawn from the seed)."""
+    target_class: int | None = Field(None, ge=0, le=100_000)
+    """The single label of every trigger (default: drawn from the seed, never the source)."""
+    noise_std: float = Field(0.3, gt=0.0, le=2.0)
+    """Standard deviation of the ``noise`` mark, in input units."""
+    unrelated_dataset: str | None = Field(None, min_length=1, max_length=200)
+    """Zoo dataset of the ``unrelated`` triggers (default: ``shapes32`` for ``digits``, else
+    ``digits``), resized and channel-matched to the campaign's inputs."""
 
 
 def unrelated_name(params: ZhangParams, data: ImageData) -> str:
@@ -47,17 +65,21 @@ def unrelated_images(name: str, shape: tuple[int, ...], field: str) -> torch.Ten
     if x.shape[1] != channels:
         x = x.mean(1, keepdim=True).expand(-1, channels, -1, -1)
     if tuple(x.shape[2:]) != (height, width):
-        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(
+            x, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )
     low = x.flatten(1).min(1).values[:, None, None, None]
     high = x.flatten(1).max(1).values[:, None, None, None]
     return (x - low) / (high - low).clamp_min(1e-6)
 
 
-@register_scheme
+@SCHEMES.register(
+    "zhang",
+    params=ZhangParams,
+    citation="Zhang et al., AsiaCCS 2018: t_i = x_i ⊕ mark, y_i = target; estimated null",
+)
 class ZhangScheme(Scheme):
     """Content, noise or unrelated triggers, all with one target label."""
-
-    name = "zhang"
 
     def check(self, params: ZhangParams, data: ImageData, trigger_size: int, field: str) -> None:
         k = data.num_classes
@@ -68,16 +90,25 @@ class ZhangScheme(Scheme):
         if params.source_class is not None and params.source_class == params.target_class:
             raise SpecError(f"{field}.params.target_class", "must differ from source_class")
         if params.kind == "unrelated":
-            available = len(unrelated_images(unrelated_name(params, data), data.input_shape, f"{field}.params.unrelated_dataset"))
+            available = len(
+                unrelated_images(
+                    unrelated_name(params, data),
+                    data.input_shape,
+                    f"{field}.params.unrelated_dataset",
+                )
+            )
             where = f"the unrelated dataset {unrelated_name(params, data)!r}"
         else:
             counts = torch.bincount(data.y_train, minlength=k)
-            available = int(counts[params.source_class] if params.source_class is not None else counts.min())
+            available = int(
+                counts[params.source_class] if params.source_class is not None else counts.min()
+            )
             where = "the source class's training images"
         if trigger_size > available:
             raise SpecError(
                 "watermark.trigger_size",
-                f"{trigger_size} {params.kind} triggers need as many images; {where} hold {available}",
+                f"{trigger_size} {params.kind} triggers need as many images; "
+                f"{where} hold {available}",
             )
 
     def keygen(self, ctx: SchemeContext, params: ZhangParams) -> WatermarkKey:
@@ -92,7 +123,11 @@ class ZhangScheme(Scheme):
         channels, height, width = ctx.data.input_shape
         carriers = None
         if params.kind == "unrelated":
-            pool = unrelated_images(unrelated_name(params, ctx.data), ctx.data.input_shape, f"{ctx.field}.params.unrelated_dataset")
+            pool = unrelated_images(
+                unrelated_name(params, ctx.data),
+                ctx.data.input_shape,
+                f"{ctx.field}.params.unrelated_dataset",
+            )
             triggers = low + (high - low) * pool[torch.randperm(len(pool), generator=gen)[:n]]
         else:
             ids = (ctx.data.y_train == source).nonzero().flatten()
@@ -108,7 +143,7 @@ class ZhangScheme(Scheme):
                 noise = torch.randn(channels, height, width, generator=gen) * params.noise_std
                 triggers = (carriers + noise).clamp(low, high)
         return WatermarkKey(
-            scheme=self.name,
+            scheme=ctx.scheme,
             triggers=triggers,
             labels=torch.full((len(triggers),), target, dtype=torch.int64),
             num_classes=k,

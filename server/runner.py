@@ -1,0 +1,240 @@
+"""One campaign, driven from QUEUED (or RUNNING, after a restart) to a terminal state.
+
+:class:`CampaignRunner` joins the two halves of the coordinator: the lifecycle (guarded
+transitions, log lines) and the scheduler (Ray work). Per round it plans (or reuses the
+cached first-round plan of an identical zoo campaign), adds the trials to the store, records
+trials whose content key already has a result from the cache, and hands the rest to the
+scheduler; it records what the scheduler reports as the :class:`ShardRecorder`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faultlab.errors import FaultlabError, SpecError
+from faultlab.hashing import canonical_json
+from faultlab.server.caches import LruCache
+from faultlab.server.lifecycle import CampaignLifecycle
+from faultlab.server.scheduler import CampaignRun, ShardScheduler, ShardSizer, TrialPair
+from faultlab.server.store import CampaignRecord, ResultItem, Store
+from faultlab.spec import CampaignSpec, iter_sources, parse_spec
+from faultlab.states import TrialState
+from faultlab.workers import get_engine
+from faultlab.workers.engine import Engine, TrialRecord
+
+log = logging.getLogger("faultlab.coordinator")
+
+
+@dataclass(frozen=True)
+class PlanCaches:
+    """What identical zoo campaigns share: ``prepare``'s metadata and the first-round plan.
+
+    Keyed by :func:`meta_key`; both bounded (least recently used out)."""
+
+    meta: LruCache[str, dict[str, Any]]
+    first_plans: LruCache[str, list[TrialPair]]
+
+
+def meta_key(spec: CampaignSpec, version: str) -> str | None:
+    """Key under which ``prepare``'s metadata may be reused by an identical campaign.
+
+    Only where the content is a function of the spec: zoo training is deterministic and an
+    artifact is named by its digest, but a factory's code may change behind the same spec.
+    """
+    if any(source.factory for _, source in iter_sources(spec)):
+        return None
+    return f"{spec.kind}:{version}:{spec.spec_hash}"
+
+
+class CampaignRunner:
+    """Drives one campaign; ``run`` never raises except on task cancellation."""
+
+    def __init__(
+        self,
+        lifecycle: CampaignLifecycle,
+        scheduler: ShardScheduler,
+        caches: PlanCaches,
+        campaign_id: str,
+        run: CampaignRun,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.store: Store = lifecycle.store
+        self.scheduler = scheduler
+        self.caches = caches
+        self.id = campaign_id
+        self.run_state = run
+        self.sizer = ShardSizer(scheduler.config.initial_shard_trials)
+        self.computed = 0
+        self.from_cache = 0
+        self.context_box: list[Any] | None = None
+        self.resumed = False
+        self.owner = ""
+
+    async def _store(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self.scheduler.cancel(self.run_state)
+            raise
+        except FaultlabError as exc:
+            await self.lifecycle.fail(self.id, exc.message)
+        except Exception as exc:  # an engine bug must end the campaign, not the coordinator
+            log.exception("campaign %s failed", self.id)
+            await self.lifecycle.fail(self.id, f"{type(exc).__name__}: {exc}")
+
+    async def _run(self) -> None:
+        record = await self.lifecycle.start(self.id)
+        if record is None:
+            return
+        spec = parse_spec(record.spec_json)
+        self.owner = record.owner
+        engine = get_engine(spec.kind)
+        key = meta_key(spec, engine.version)
+        meta = self.caches.meta.get(key) if key else None
+        if meta is None:
+            meta = await self._prepare(spec, key)
+            if self.run_state.cancelled:
+                return
+        await self._store(self.store.set_meta, self.id, canonical_json(meta))
+        self.resumed = record.trials_done > 0
+        await self._rounds(spec, engine, meta, key)
+        if not self.run_state.cancelled:
+            await self._finish(spec)
+
+    async def _rounds(
+        self, spec: CampaignSpec, engine: Engine[Any], meta: dict[str, Any], key: str | None
+    ) -> None:
+        round_index = planned = 0
+        last_round = engine.max_rounds(spec)
+        while not self.run_state.cancelled:
+            if last_round is not None and round_index >= last_round:
+                break
+            pairs = await self._plan(spec, engine, meta, key, round_index)
+            if not pairs:
+                break
+            planned += len(pairs)
+            if planned > spec.execution.max_trials:
+                raise SpecError(
+                    "execution.max_trials",
+                    f"the plan has more than {spec.execution.max_trials} trials; raise the limit "
+                    "or shrink the campaign",
+                )
+            await self._store(self.store.add_trials, self.id, round_index, pairs)
+            await self._run_round(spec, meta, pairs)
+            round_index += 1
+
+    async def _plan(
+        self,
+        spec: CampaignSpec,
+        engine: Engine[Any],
+        meta: dict[str, Any],
+        key: str | None,
+        round_index: int,
+    ) -> list[TrialPair]:
+        """The round's ``(key, trial)`` pairs; an identical resubmission is planned
+        (deterministically) to the same first round, so that one is reused, not replanned."""
+        first = bool(key) and round_index == 0
+        if first and key and (cached := self.caches.first_plans.get(key)) is not None:
+            return cached
+        previous = await self._previous_records(round_index)
+        trials = await asyncio.to_thread(engine.plan, spec, meta, round_index, previous)
+        pairs = await asyncio.to_thread(engine.keyed, spec, meta, trials)
+        if first and key:
+            self.caches.first_plans.put(key, pairs)
+        return pairs
+
+    async def _finish(self, spec: CampaignSpec) -> None:
+        final: CampaignRecord | None = await self._store(self.store.get_campaign, self.id)
+        failed = (
+            await self._store(self.store.trials, self.id, [TrialState.FAILED])
+            if final is not None and final.trials_failed
+            else []
+        )
+        await self.lifecycle.log(
+            self.id, f"computed {self.computed} trials, {self.from_cache} from cache"
+        )
+        if failed:
+            raise FaultlabError(
+                f"{len(failed)} trials failed after {spec.execution.max_attempts} attempts: "
+                f"{failed[0].error}"
+            )
+        await self.lifecycle.succeed(
+            self.id, f"{self.computed} computed, {self.from_cache} from cache"
+        )
+
+    async def _prepare_task(self, spec: CampaignSpec) -> tuple[list[Any], dict[str, Any]]:
+        """The ``prepare`` Ray task, handed the campaign's artifacts (put once, by ref)."""
+        blobs = await self.lifecycle.artifacts(self.owner, spec)
+        artifacts = await self.scheduler.put_artifacts(blobs)
+        options = self.scheduler.task_options(spec)
+        return await self.scheduler.prepare(spec, options, self.run_state, artifacts)
+
+    async def _prepare(self, spec: CampaignSpec, key: str | None) -> dict[str, Any]:
+        self.context_box, meta = await self._prepare_task(spec)
+        if key:
+            self.caches.meta.put(key, meta)
+        return meta
+
+    async def _previous_records(self, round_index: int) -> list[TrialRecord]:
+        if round_index == 0:
+            return []
+        rows = await self._store(self.store.campaign_results, self.id)
+        return [
+            TrialRecord(row.key, row.trial, result, row.attempts)
+            for row, result in rows
+            if row.round < round_index
+        ]
+
+    async def _run_round(
+        self, spec: CampaignSpec, meta: dict[str, Any], pairs: Sequence[TrialPair]
+    ) -> None:
+        done: set[str] = set()
+        if self.resumed:  # only a resumed campaign can already hold DONE trials of this round
+            done = await self._store(self.store.done_keys, self.id)
+        todo = [(k, t) for k, t in pairs if k not in done]
+        cached = await self._store(self.store.lookup_results, [k for k, _ in todo])
+        if cached:
+            self.from_cache += await self._store(
+                self.store.record_results, self.id,
+                [ResultItem(k, r, cached=True) for k, r in cached.items()],
+            )
+        queue = [(k, t) for k, t in todo if k not in cached]
+        if not queue:
+            return
+        context_box = self.context_box or await self._late_context(spec, meta)
+        await self.scheduler.run_shards(spec, queue, context_box, self.run_state, self.sizer, self)
+
+    async def _late_context(self, spec: CampaignSpec, meta: dict[str, Any]) -> list[Any]:
+        """The plan came from reused metadata: prepare only now, and check it is the same."""
+        self.context_box, fresh = await self._prepare_task(spec)
+        if (fresh["model_digest"], fresh["dataset_digest"]) != (
+            meta["model_digest"], meta["dataset_digest"]
+        ):
+            raise FaultlabError("the model or dataset changed while the campaign was planned")
+        return self.context_box
+
+    # --- ShardRecorder ---------------------------------------------------------------
+    async def started(self, keys: Sequence[str]) -> None:
+        await self._store(self.store.mark_running, self.id, keys)
+
+    async def finished(self, keys: Sequence[str], results: list[dict[str, Any]]) -> None:
+        items = [ResultItem(k, r) for k, r in zip(keys, results, strict=True)]
+        self.computed += await self._store(self.store.record_results, self.id, items)
+
+    async def retrying(self, trials: int, attempt: int, max_attempts: int, reason: str) -> None:
+        await self.lifecycle.log(
+            self.id,
+            f"shard of {trials} trials failed (attempt {attempt}/{max_attempts}), "
+            f"retrying: {reason}",
+            level="warning",
+        )
+
+    async def failed(self, keys: Sequence[str], reason: str) -> None:
+        await self._store(self.store.mark_failed, self.id, keys, reason)

@@ -1,0 +1,252 @@
+"""The scheduler: Ray calls, shard sizing, backpressure, retries, completion order.
+
+:class:`ShardScheduler` is the only part of the server that talks to Ray. It runs a
+campaign's ``prepare`` once (the context stays in Ray's object store and travels to each node
+once), groups queued trials into shards sized to ``execution.shard_seconds`` from the measured
+per-trial cost (:class:`ShardSizer`), keeps at most ``max_inflight`` shards in flight, consumes
+them in completion order and retries a shard whose task failed (a system failure: worker
+crash, engine error, lost object) up to ``execution.max_attempts``. What happens to a shard's
+outcome is the caller's business, through the narrow :class:`ShardRecorder` interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from faultlab.server.config import CoordinatorConfig
+from faultlab.spec import CampaignSpec
+from faultlab.workers import tasks
+
+TrialPair = tuple[str, dict[str, Any]]
+"""``(content key, trial)``."""
+ArtifactRefs = dict[str, Any]
+"""``{sha256 digest: ObjectRef of its bytes}``: a campaign's artifacts in Ray's object store."""
+
+
+def _ray() -> Any:
+    import ray
+
+    return ray
+
+
+@dataclass
+class CampaignRun:
+    """The live part of one running campaign: its asyncio task and its Ray refs in flight."""
+
+    task: asyncio.Task[None] | None = None
+    inflight: set[Any] = field(default_factory=set)
+    cancelled: bool = False
+
+
+@dataclass
+class _Shard:
+    keys: list[str]
+    trials: list[dict[str, Any]]
+    attempts: int = 0
+
+
+class ShardRecorder(Protocol):
+    """What the scheduler reports about shards (the campaign runner records it)."""
+
+    async def started(self, keys: Sequence[str]) -> None: ...
+
+    async def finished(self, keys: Sequence[str], results: list[dict[str, Any]]) -> None: ...
+
+    async def retrying(self, trials: int, attempt: int, max_attempts: int, reason: str) -> None: ...
+
+    async def failed(self, keys: Sequence[str], reason: str) -> None: ...
+
+
+class ShardSizer:
+    """Shard sizes that follow the measured per-trial cost (exponential moving average)."""
+
+    def __init__(self, initial_trials: int) -> None:
+        self.initial_trials = initial_trials
+        self.per_trial_seconds: float | None = None
+
+    def observe(self, seconds: float, trials: int) -> None:
+        per_trial = seconds / max(trials, 1)
+        if self.per_trial_seconds is None:
+            self.per_trial_seconds = per_trial
+        else:
+            self.per_trial_seconds = 0.7 * self.per_trial_seconds + 0.3 * per_trial
+
+    def size(self, shard_seconds: float) -> int:
+        if self.per_trial_seconds is None:
+            return self.initial_trials
+        target = shard_seconds / max(self.per_trial_seconds, 1e-6)
+        return int(min(max(1, math.floor(target)), 100_000))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+
+
+class ShardScheduler:
+    """Runs campaigns' Ray tasks for one coordinator process."""
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self._remote: dict[str, Any] = {}
+
+    def start_ray(self) -> None:
+        ray = _ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "ignore_reinit_error": True,
+                "logging_level": logging.WARNING,
+                "log_to_driver": False,
+            }
+            if self.config.ray_address:
+                kwargs["address"] = self.config.ray_address
+            elif self.config.num_cpus:
+                kwargs["num_cpus"] = self.config.num_cpus
+            ray.init(**kwargs)
+        self._remote = {
+            "prepare": ray.remote(tasks.prepare_campaign),
+            "run_shard": ray.remote(tasks.run_shard),
+            "replay": ray.remote(tasks.replay_trial),
+        }
+
+    def _remotes(self) -> dict[str, Any]:
+        if not self._remote:
+            self.start_ray()
+        return self._remote
+
+    # --- resources -------------------------------------------------------------------
+    @staticmethod
+    def cluster_cpus() -> int:
+        return int(_ray().cluster_resources().get("CPU", 1))
+
+    def task_options(self, spec: CampaignSpec) -> dict[str, Any]:
+        """Ray options of the campaign's tasks (``num_gpus: auto`` asks for a GPU if any)."""
+        gpus = spec.execution.num_gpus
+        if gpus == "auto":
+            gpus = 1.0 if _ray().cluster_resources().get("GPU", 0) > 0 else 0.0
+        return {"num_cpus": spec.execution.num_cpus, "num_gpus": float(gpus), "max_retries": 0}
+
+    def max_inflight(self, spec: CampaignSpec) -> int:
+        return spec.execution.max_inflight or max(2, 2 * self.cluster_cpus())
+
+    # --- tasks -----------------------------------------------------------------------
+    async def put_artifacts(self, blobs: dict[str, bytes]) -> ArtifactRefs:
+        """Puts a campaign's artifacts into Ray's object store, once per campaign: a node's
+        worker fetches each one once (then keeps it in its on-disk cache)."""
+        self._remotes()
+        ray = _ray()
+        return {d: await asyncio.to_thread(ray.put, blob) for d, blob in blobs.items()}
+
+    async def prepare(
+        self,
+        spec: CampaignSpec,
+        options: dict[str, Any],
+        run: CampaignRun,
+        artifacts: ArtifactRefs,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Runs the engine's ``prepare`` as a Ray task: (context box for shards, metadata)."""
+        context_ref, meta_ref = self._remotes()["prepare"].options(
+            num_returns=2, **options
+        ).remote(spec.to_json(), artifacts)
+        run.inflight.add(meta_ref)
+        try:
+            meta: dict[str, Any] = await meta_ref
+        finally:
+            run.inflight.discard(meta_ref)
+        # A list, so Ray passes the ref itself and each worker resolves (and keeps) it once.
+        return [context_ref], meta
+
+    async def replay(
+        self, spec_json: str, trial: dict[str, Any], artifacts: ArtifactRefs
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._remotes()["replay"].remote(
+            spec_json, trial, artifacts
+        )
+        return result
+
+    @staticmethod
+    def cancel(run: CampaignRun) -> None:
+        """Force-cancels every Ray task of the run still in flight."""
+        ray = _ray()
+        for ref in list(run.inflight):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+
+    async def run_shards(
+        self,
+        spec: CampaignSpec,
+        queue: list[TrialPair],
+        context_box: list[Any],
+        run: CampaignRun,
+        sizer: ShardSizer,
+        recorder: ShardRecorder,
+    ) -> None:
+        """Runs every queued trial in shards until done, failed for good, or cancelled."""
+        options = self.task_options(spec)
+        remote = self._remotes()["run_shard"].options(**options)
+        max_inflight = self.max_inflight(spec)
+        pending: list[_Shard] = []
+        inflight: dict[asyncio.Future[Any], tuple[Any, _Shard]] = {}
+        while (queue or pending or inflight) and not run.cancelled:
+            while len(inflight) < max_inflight:
+                shard = pending.pop(0) if pending else self._next_shard(spec, queue, sizer)
+                if shard is None:
+                    break
+                shard.attempts += 1
+                await recorder.started(shard.keys)
+                ref = remote.remote(spec.kind, context_box, shard.trials)
+                run.inflight.add(ref)
+                inflight[asyncio.wrap_future(ref.future())] = (ref, shard)
+            if not inflight:
+                break
+            finished, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            for fut in finished:
+                ref, shard = inflight.pop(fut)
+                run.inflight.discard(ref)
+                await self._consume(spec, fut, shard, run, sizer, recorder, pending)
+
+    async def _consume(
+        self,
+        spec: CampaignSpec,
+        fut: asyncio.Future[Any],
+        shard: _Shard,
+        run: CampaignRun,
+        sizer: ShardSizer,
+        recorder: ShardRecorder,
+        pending: list[_Shard],
+    ) -> None:
+        try:
+            out = fut.result()
+        except Exception as exc:  # system failure: worker crash, engine error, lost object
+            if run.cancelled:
+                return
+            limit = spec.execution.max_attempts
+            if shard.attempts < limit:
+                await recorder.retrying(len(shard.keys), shard.attempts, limit, _reason(exc))
+                pending.append(shard)
+            else:
+                await recorder.failed(shard.keys, _reason(exc))
+            return
+        sizer.observe(out["seconds"], len(shard.trials))
+        await recorder.finished(shard.keys, out["results"])
+
+    def _next_shard(
+        self, spec: CampaignSpec, queue: list[TrialPair], sizer: ShardSizer
+    ) -> _Shard | None:
+        if not queue:
+            return None
+        # Never fewer shards than workers while there is enough work to spread.
+        cpus = _ray().cluster_resources().get("CPU", 1)
+        workers = max(1, int(cpus / spec.execution.num_cpus))
+        even = max(1, math.ceil(len(queue) / workers))
+        size = min(sizer.size(spec.execution.shard_seconds), even)
+        chunk = queue[:size]
+        del queue[:size]
+        return _Shard([k for k, _ in chunk], [t for _, t in chunk])

@@ -1,0 +1,167 @@
+"""Redis store: the Lua scripts, one per write that touches more than one key.
+
+Redis runs a script with no other command interleaved, so each is atomic. The ``trial`` and
+``progress`` events they append are spelled exactly as :meth:`faultlab.events.TrialEvent.to_dict`
+and :meth:`faultlab.events.ProgressEvent.to_dict` encode them (the store contract test decodes
+them with :func:`faultlab.events.decode_event`). Trial and result JSON are spliced in as text,
+never decoded in Lua (cjson would round floats to 14 digits).
+"""
+
+# KEYS: campaign, campaigns, owner, active, requests, events
+# ARGV: id, request_id, created_at, time, state event JSON, field, value, ...
+CREATE = """
+if ARGV[2] ~= '' then
+  local existing = redis.call('HGET', KEYS[5], ARGV[2])
+  if existing then return {0, existing} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[1]) end
+redis.call('XADD', KEYS[6], '*', 'time', ARGV[4], 'data', ARGV[5])
+return {1, ARGV[1]}
+"""
+
+# KEYS: campaign, active, events
+# ARGV: id, new state, error, time, state event JSON, '1' if new is terminal, expected...
+TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return 0 end
+local allowed = false
+for i = 7, #ARGV do
+  if ARGV[i] == current then allowed = true end
+end
+if not allowed then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+if ARGV[6] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+redis.call('XADD', KEYS[3], '*', 'time', ARGV[4], 'data', ARGV[5])
+return 1
+"""
+
+# KEYS: campaign; ARGV: meta JSON, time
+SET_META = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'meta_json', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
+
+# KEYS: campaign, trials, trial_data; ARGV: round, time, key, trial JSON, ...
+ADD_TRIALS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local round = tonumber(ARGV[1])
+local next_index = redis.call('HLEN', KEYS[2])
+local added = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[i], cjson.encode({index = next_index + added,
+      round = round, state = 'PENDING', attempts = 0, error = ''}))
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[1], 'trials_total', added)
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+end
+return added
+"""
+
+# KEYS: campaign, trials; ARGV: key, ...
+MARK_RUNNING = """
+local retried = 0
+for i = 1, #ARGV do
+  local raw = redis.call('HGET', KEYS[2], ARGV[i])
+  if raw then
+    local trial = cjson.decode(raw)
+    if trial.state ~= 'DONE' then
+      if trial.state == 'FAILED' then retried = retried + 1 end
+      trial.state = 'RUNNING'
+      trial.attempts = trial.attempts + 1
+      redis.call('HSET', KEYS[2], ARGV[i], cjson.encode(trial))
+    end
+  end
+end
+if retried > 0 then redis.call('HINCRBY', KEYS[1], 'trials_failed', -retried) end
+return 0
+"""
+
+# KEYS: campaign, trials; ARGV: error, time, key, ...
+MARK_FAILED = """
+local newly_failed = 0
+for i = 3, #ARGV do
+  local raw = redis.call('HGET', KEYS[2], ARGV[i])
+  if raw then
+    local trial = cjson.decode(raw)
+    if trial.state ~= 'DONE' then
+      if trial.state ~= 'FAILED' then newly_failed = newly_failed + 1 end
+      trial.state = 'FAILED'
+      trial.error = ARGV[1]
+      redis.call('HSET', KEYS[2], ARGV[i], cjson.encode(trial))
+    end
+  end
+end
+if newly_failed > 0 then
+  redis.call('HINCRBY', KEYS[1], 'trials_failed', newly_failed)
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+end
+return 0
+"""
+
+# KEYS: trials
+RESET_RUNNING = """
+local flat = redis.call('HGETALL', KEYS[1])
+local reset = 0
+for i = 1, #flat, 2 do
+  local trial = cjson.decode(flat[i + 1])
+  if trial.state == 'RUNNING' then
+    trial.state = 'PENDING'
+    redis.call('HSET', KEYS[1], flat[i], cjson.encode(trial))
+    reset = reset + 1
+  end
+end
+return reset
+"""
+
+# KEYS: campaign, trials, trial_data, events, done, result key of item 1, of item 2, ...
+# ARGV: time, then per item: key, result JSON, '1' if cached else '0'
+RECORD_RESULTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local now = ARGV[1]
+local new, cached, retried = 0, 0, 0
+for i = 1, (#ARGV - 1) / 3 do
+  local key, is_cached = ARGV[3 * i - 1], ARGV[3 * i + 1] == '1'
+  local raw = redis.call('HGET', KEYS[2], key)
+  if raw then
+    local trial = cjson.decode(raw)
+    if trial.state ~= 'DONE' then
+      -- First write wins: every campaign reports the one stored result of a key.
+      redis.call('SET', KEYS[5 + i], ARGV[3 * i], 'NX')
+      local result = redis.call('GET', KEYS[5 + i])
+      local spec = redis.call('HGET', KEYS[3], key)
+      if trial.state == 'FAILED' then retried = retried + 1 end
+      trial.state = 'DONE'
+      if trial.attempts < 1 then trial.attempts = 1 end
+      redis.call('HSET', KEYS[2], key, cjson.encode(trial))
+      redis.call('ZADD', KEYS[5], trial.index, key)
+      redis.call('XADD', KEYS[4], '*', 'time', now, 'data',
+        '{"type":"trial","key":' .. cjson.encode(key) .. ',"trial":' .. spec ..
+        ',"result":' .. result .. ',"cached":' .. (is_cached and 'true' or 'false') .. '}')
+      new = new + 1
+      if is_cached then cached = cached + 1 end
+    end
+  end
+end
+if new == 0 then return 0 end
+local done = redis.call('HINCRBY', KEYS[1], 'trials_done', new)
+local total_cached = redis.call('HINCRBY', KEYS[1], 'trials_cached', cached)
+local failed = redis.call('HGET', KEYS[1], 'trials_failed')
+if retried > 0 then failed = redis.call('HINCRBY', KEYS[1], 'trials_failed', -retried) end
+local total = redis.call('HGET', KEYS[1], 'trials_total')
+redis.call('HSET', KEYS[1], 'updated_at', now)
+redis.call('XADD', KEYS[4], '*', 'time', now, 'data',
+  '{"type":"progress","done":' .. done .. ',"total":' .. total .. ',"cached":' ..
+  total_cached .. ',"failed":' .. failed .. '}')
+return new
+"""
