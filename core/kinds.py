@@ -66,6 +66,13 @@ KINDS: dict[str, Kind] = {
             plots="faultlab.workers.sampling.plots:plot",
             summary="operational-accuracy estimation with few labels (DAIC)",
         ),
+        Kind(
+            "training",
+            params="faultlab.workers.training.params:TrainingParams",
+            engine="faultlab.workers.training.engine:TrainingEngine",
+            plots="faultlab.workers.training.plots:plot",
+            summary="training runs of GNN variants × recipes: learning curves, convergence",
+        ),
     )
 }
 

@@ -1,0 +1,1 @@
+"""Training campaigns (kind ``training``): learning curves of GNN variants × recipes × seeds."""
