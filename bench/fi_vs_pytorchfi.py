@@ -17,9 +17,13 @@ Prints figures and, last, one JSON line:
   exact restore + suffix re-execution from cached golden activations; PyTorchFI: deepcopy of
   the model per fault + full forward);
 * ``time_to_answer_ratio`` — time for PyTorchFI-style uniform random injection to estimate
-  every layer's SDC rate to ±``margin`` at 95 % (trials needed from the per-layer rates,
-  at PyTorchFI's measured throughput) ÷ measured wall time of faultlab's adaptive stratified
-  campaign (layer × bit strata, Neyman allocation, stopping when each layer's CI is ±margin).
+  every layer's SDC rate to ±``margin`` at 95 % ÷ measured wall time of faultlab's adaptive
+  stratified campaign (layer × bit strata, Neyman allocation, stopping when each layer's CI is
+  ±margin). PyTorchFI's side is **extrapolated, not run** (``pytorchfi_side`` says so): the
+  trials it needs come from faultlab's per-layer rates with the same finite-population
+  correction faultlab's intervals get (a layer's fault space = weights × 32 bits;
+  ``pytorchfi_trials_needed_without_fpc`` is the uncorrected count), at PyTorchFI's measured
+  throughput.
 
 Run: ``python bench/fi_vs_pytorchfi.py`` (under a minute on 2 idle cores once ``resnet_small``
 is trained and cached; training it takes about a minute the first time).
@@ -159,8 +163,13 @@ def main() -> None:
     per_layer = report.table("per_layer")
     half = ((per_layer["sdc_ci_high"] - per_layer["sdc_ci_low"]) / 2).max()
     z = two_sided_z(0.95)
-    needed = {row.layer: trials_for_margin(row.sdc_rate, args.margin, z, math.inf, 1)
+    # the same finite-population correction faultlab's intervals get: a layer's fault space
+    # is its weights × 32 bits (without it, PyTorchFI's side would be overstated)
+    space = {s.name: s.numel * 32 for s in sites}
+    needed = {row.layer: trials_for_margin(row.sdc_rate, args.margin, z, space[row.layer], 1)
               for row in per_layer.itertuples()}
+    needed_no_fpc = {row.layer: trials_for_margin(row.sdc_rate, args.margin, z, math.inf, 1)
+                     for row in per_layer.itertuples()}
     pfi_trials = len(sites) * max(needed.values())  # layer drawn uniformly, with replacement
     pfi_tta = pfi_trials / pfi_tps
     print(f"time to answer (±{args.margin} on every layer's SDC rate): faultlab adaptive "
@@ -173,6 +182,7 @@ def main() -> None:
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
         "trials": len(trials),
+        "margin": args.margin,
         "identical": identical,
         "logits_bit_identical": bit_identical,
         "faultlab_trials_per_s": round(fl_tps, 2),
@@ -182,7 +192,11 @@ def main() -> None:
         "faultlab_adaptive_seconds": round(faultlab_tta, 2),
         "faultlab_widest_layer_half_width": round(float(half), 5),
         "pytorchfi_trials_needed": pfi_trials,
+        "pytorchfi_trials_needed_without_fpc": len(sites) * max(needed_no_fpc.values()),
         "pytorchfi_seconds_estimated": round(pfi_tta, 1),
+        "pytorchfi_side": "extrapolated: trials for ±margin on every layer at faultlab's "
+                          "measured per-layer rates, with the same finite-population correction "
+                          "(weights × 32 bits), at PyTorchFI's measured throughput; not run",
         "time_to_answer_ratio": round(pfi_tta / faultlab_tta, 2),
     }))
 

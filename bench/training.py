@@ -114,7 +114,8 @@ def scaling() -> dict[str, Any]:
     engine = get_engine("training")
     prepared = engine.prepare(spec)
     trials = engine.plan(spec, prepared.meta, 0, [])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # address="local": a fresh 2-CPU instance, never a cluster another job started here.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}})
     try:
         context = ray.put(prepared.context)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
@@ -35,6 +36,9 @@ from faultlab.spec_text import load_spec_text, read_spec_file
 from faultlab.states import CampaignState
 from faultlab.v1 import faultlab_pb2 as pb
 from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from faultlab.client.compare import Comparison
 
 T = TypeVar("T")
 
@@ -64,6 +68,18 @@ def _embedded(store_url: str, num_cpus: int | None) -> str:
         return str(_EMBEDDED[store_url].address)
 
 
+def _channel(address: str, *, tls: bool, ca: str | Path | None, embedded: bool) -> grpc.Channel:
+    """A channel to ``address``: TLS when asked for (or ``FAULTLAB_TLS``/``FAULTLAB_CA``);
+    the embedded coordinator listens on localhost without TLS."""
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    ca = ca or os.environ.get("FAULTLAB_CA") or None
+    wanted = tls or ca or os.environ.get("FAULTLAB_TLS", "") in ("1", "true", "yes")
+    if embedded or not wanted:
+        return grpc.insecure_channel(address, options=options)
+    roots = Path(ca).read_bytes() if ca else None
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+
+
 def _spec_data(spec: CampaignSpec | dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
     """The spec as a plain dict, and the folder its relative ``file`` paths start from."""
     if isinstance(spec, str) and len(spec) < 4096 and "\n" not in spec and Path(spec).is_file():
@@ -86,6 +102,10 @@ class Client:
         timeout: deadline in seconds of every unary call.
         store: store URL of the embedded coordinator (default SQLite under ``$FAULTLAB_HOME``).
         num_cpus: CPUs of the embedded coordinator's local Ray (default: all).
+        tls: connect over TLS, trusting the system's certificate authorities (env
+            ``FAULTLAB_TLS=1``).
+        ca: PEM file of the authority that signed the coordinator's certificate (implies
+            ``tls``; env ``FAULTLAB_CA``).
     """
 
     def __init__(
@@ -96,6 +116,8 @@ class Client:
         timeout: float = 30.0,
         store: str | None = None,
         num_cpus: int | None = None,
+        tls: bool = False,
+        ca: str | Path | None = None,
     ) -> None:
         self.embedded = address is None
         if address is None:
@@ -103,9 +125,7 @@ class Client:
         self.address = address
         self.timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        self._channel = _channel(address, tls=tls, ca=ca, embedded=self.embedded)
         self._stub = pb_grpc.FaultlabStub(self._channel)
         self.last_upload_bytes = 0
         """Bytes the last :meth:`upload` or :meth:`submit` sent (0: the coordinator had all)."""
@@ -202,6 +222,20 @@ class Client:
                 time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 
+    def validate(self, spec: CampaignSpec | dict[str, Any] | str | Path) -> CampaignSpec:
+        """Checks ``spec`` on the coordinator as a submission (deep), submitting nothing."""
+        data, files = localize_spec(*_spec_data(spec))
+        request = pb.SubmitCampaignRequest(spec=parse_spec(data).to_json(), validate_only=True)
+        for digest, content in files.items():
+            self._upload(digest, content)
+        return parse_spec(self._call(self._stub.SubmitCampaign, request).spec_json)
+
+    def compare(self, *campaign_ids: str, **options: Any) -> Comparison:
+        """Each campaign minus the first (:func:`faultlab.client.compare.compare`)."""
+        from faultlab.client.compare import compare
+
+        return compare([self.get(i) for i in campaign_ids], **options)
+
     def get(self, campaign_id: str) -> CampaignHandle:
         """A handle on an existing campaign (NotFoundError if there is none)."""
         self._call(self._stub.GetCampaign, pb.GetCampaignRequest(campaign_id=campaign_id))
@@ -220,6 +254,14 @@ class Client:
             token = resp.next_page_token
             if not token or (limit is not None and len(out) >= limit):
                 return out[:limit] if limit is not None else out
+
+
+def curve_line(data: dict[str, Any]) -> str:
+    """One line of a live curve event: the trial key's prefix and the point's numbers."""
+    point = data.get("point", {})
+    values = point.get("curve", point)
+    numbers = " ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, int | float))
+    return f"{str(data.get('key', ''))[:12]}  {numbers}"
 
 
 class CampaignHandle:
@@ -314,6 +356,8 @@ class CampaignHandle:
                                completed=event.data["done"])
                 elif event.type == "state":
                     bar.update(task, state=event.data["state"])
+                elif event.type == "curve":  # a live learning-curve point of a running trial
+                    bar.console.print(curve_line(event.data), highlight=False)
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {self.id} did not finish in time")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -13,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from faultlab.client._terminal import console, fit_table, print_table
 from faultlab.errors import FaultlabError
 
 
@@ -26,14 +26,7 @@ def _client(args: argparse.Namespace) -> Any:
             "(start one with `faultlab serve`, or try `faultlab demo`)"
         )
     return Client(address, token=args.token or os.environ.get("FAULTLAB_TOKEN"),
-                  timeout=args.timeout)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    # Not a terminal (a pipe, a file): don't squeeze tables into 80 columns.
-    return Console() if sys.stdout.isatty() else Console(width=250)
+                  timeout=args.timeout, tls=args.tls, ca=args.ca)
 
 
 def _status_line(s: Any) -> str:
@@ -57,47 +50,6 @@ def _status_dict(s: Any) -> dict[str, Any]:
         "progress": s.progress, "spec_hash": s.spec_hash, "seed": s.seed,
         "code_version": s.code_version, "created_at": s.created_at, "error": s.error,
     }
-
-
-def compact(df: Any) -> Any:
-    """Merges every ``X``/``X_ci_low``/``X_ci_high`` triple (and ``X_rate``/``X_ci_*``) into one
-    ``X [95% CI]`` text column, so a report table fits a terminal."""
-    import pandas as pd
-
-    out = pd.DataFrame(index=df.index)
-    used: set[str] = set()
-    for col in df.columns:
-        if col in used:
-            continue
-        stem = col[: -len("_rate")] if col.endswith("_rate") else col
-        candidates = [f"{stem}_ci_low", f"{col}_ci_low"]
-        if col in {"mean", "rate", "estimate", "value"}:
-            candidates.append("ci_low")
-        low = next((c for c in candidates if c in df.columns), None)
-        high = low.replace("_low", "_high") if low else None
-        if low and high and high in df.columns and df[col].dtype.kind == "f" and low not in used:
-            out[f"{col} [CI]"] = [
-                "-" if pd.isna(v) else f"{v:.3g} [{lo:.3g}, {hi:.3g}]"
-                for v, lo, hi in zip(df[col], df[low], df[high], strict=True)
-            ]
-            used.update({col, low, high})
-        elif not col.endswith(("_ci_low", "_ci_high")) and col not in {"ci_low", "ci_high"}:
-            out[col] = df[col]
-            used.add(col)
-    return out
-
-
-def render_table(df: Any, title: str = "") -> Any:
-    """A rich table of a report DataFrame (rates merged with their CIs, 4 significant digits)."""
-    from rich.table import Table
-
-    df = compact(df)
-    table = Table(title=title or None, show_lines=False)
-    for col in df.columns:
-        table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
-    for row in df.itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    return table
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -127,8 +79,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_status_dict(s) for s in statuses]))
     else:
-        for s in statuses:
-            print(_status_line(s))
+        import pandas as pd
+
+        rows = [{"id": s.id, "state": s.state.value, "done": f"{s.trials_done}/{s.trials_total}",
+                 "kind": s.kind, "name": s.name, "error": s.error} for s in statuses]
+        print_table(pd.DataFrame(rows, columns=["id", "state", "done", "kind", "name", "error"]),
+                    wide=args.wide)
     return 0
 
 
@@ -155,7 +111,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         if out:
             out.write_text(df.to_string(index=False))
         else:
-            _console().print(render_table(df, title=f"{args.id}: {args.table or 'report'}"))
+            print_table(df, f"{args.id}: {args.table or 'report'}", wide=args.wide)
     elif args.format in {"csv", "json"}:
         text = df.to_csv(index=False) if args.format == "csv" else df.to_json(orient="records")
         if out:
@@ -210,6 +166,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path = Path(args.spec)
     data, _ = localize_spec(read_spec_file(path), path.resolve().parent)
     spec = parse_spec(data)
+    if args.deep and (args.address or os.environ.get("FAULTLAB_ADDRESS")):
+        spec = _client(args).validate(path)
+        print(f"ok on {args.address or os.environ['FAULTLAB_ADDRESS']}: {spec.kind} campaign, "
+              f"spec hash {spec.spec_hash[:16]}")
+        return 0
     if args.deep:
         from faultlab.workers import get_engine
 
@@ -219,71 +180,99 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
+    """Zoo models, datasets and transforms: tables, or one JSON object with ``--json``."""
+    import pandas as pd
+
     from faultlab.workers.transforms import TRANSFORMS
     from faultlab.workers.zoo import dataset_entries, model_entries
 
     def first_line(text: str) -> str:
         return text.splitlines()[0] if text else ""
 
-    listing = {
+    entries: dict[str, dict[str, dict[str, str]]] = {
         "models": {n: {"task": e.task, "about": first_line(e.description)}
                    for n, e in sorted(model_entries().items())},
         "datasets": {n: {"task": e.task, "about": first_line(e.description)}
                      for n, e in sorted(dataset_entries().items())},
-        "transforms": {n: m.summary for n, m in sorted(TRANSFORMS.entries().items())},
     }
-    print(json.dumps(listing, indent=2))
+    transforms = {n: m.summary for n, m in sorted(TRANSFORMS.entries().items())}
+    if args.json:
+        print(json.dumps({**entries, "transforms": transforms}, indent=2, ensure_ascii=False))
+        return 0
+    for section, listing in entries.items():
+        rows = [{"name": n, **e} for n, e in listing.items()]
+        print_table(pd.DataFrame(rows), section, wide=args.wide)
+    rows = [{"name": n, "about": about} for n, about in transforms.items()]
+    print_table(pd.DataFrame(rows), "transforms", wide=args.wide)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from faultlab.client._client import default_store_url
-    from faultlab.server.app import start_server
-    from faultlab.server.auth import load_tokens
+    from faultlab.server.app import RunningServer
+    from faultlab.server.auth import TlsFiles, is_loopback, load_tokens
     from faultlab.server.config import CoordinatorConfig
+    from faultlab.server.serve import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     tokens = load_tokens(args.tokens_file)
+    if args.dashboard_port is not None and not tokens and not is_loopback(args.host):
+        raise FaultlabError(f"--dashboard-port on {args.host} needs tokens (--tokens-file or "
+                            "FAULTLAB_TOKENS): the dashboard never serves a network openly")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise FaultlabError("--tls-cert and --tls-key go together")
+    tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
     config = CoordinatorConfig(ray_address=args.ray_address, num_cpus=args.num_cpus,
                                max_active_per_tenant=args.max_active_per_tenant,
                                allow_factory=tuple(args.allow_factory))
 
-    async def main() -> None:
-        running = await start_server(
-            args.store or default_store_url(), host=args.host, port=args.port, config=config,
-            tokens=tokens, reflection=args.reflection,
-        )
+    def ready(running: RunningServer) -> None:
         print(f"faultlab coordinator listening on {args.host}:{running.port} "
               f"(store {args.store or default_store_url()}, auth {'on' if tokens else 'off'})",
               flush=True)
-        try:
-            await running.server.wait_for_termination()
-        finally:
-            await running.stop()
+        if running.dashboard is not None:
+            print(f"dashboard at {running.dashboard.url}", flush=True)
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(ready, store=args.store or default_store_url(), host=args.host, port=args.port,
+                 config=config, tokens=tokens, reflection=args.reflection,
+                 dashboard_port=args.dashboard_port, tls=tls, insecure=args.insecure)
 
 
 def demo_spec_text() -> str:
     return resources.files("faultlab.client").joinpath("demo.yaml").read_text()
 
 
+def headline(report: Any) -> str:
+    """What the campaign evaluated and its key rates with their intervals, in plain words (the
+    HTML report's headline)."""
+    from faultlab.client._report_text import headline as report_headline
+
+    title, *lines = report_headline(report)
+    return "\n".join([title, *(f"  {line}" for line in lines)])
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from faultlab.client import Client
 
-    console = _console()
+    out = console()
     quiet = args.json
     if not quiet:
-        console.print("[bold]faultlab demo[/]: embedded coordinator (gRPC + local Ray + SQLite)")
+        out.print("[bold]faultlab demo[/]: embedded coordinator (gRPC + local Ray + SQLite)")
     started = time.perf_counter()
-    client = Client(store=args.store)
+    if args.dashboard is not None:
+        from faultlab.client._client import default_store_url
+        from faultlab.server.app import EmbeddedServer
+
+        server = EmbeddedServer(args.store or default_store_url(), dashboard_port=args.dashboard)
+        client = Client(server.address)
+        dashboard = server.running.dashboard
+        if dashboard is not None:
+            out.print(f"dashboard at [cyan]{dashboard.url}[/]")
+    else:
+        client = Client(store=args.store)
     job = client.submit(demo_spec_text())
     if not quiet:
-        console.print(f"submitted campaign [cyan]{job.id}[/] to {client.address}")
+        out.print(f"submitted campaign [cyan]{job.id}[/] to {client.address}")
     status = job.wait(progress=not quiet)
     report = job.report()
     elapsed = time.perf_counter() - started
@@ -291,23 +280,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps({
             "campaign_id": job.id, "state": status.state.value, "seconds": round(elapsed, 2),
             "trials": status.trials_done, "cached": status.trials_cached,
+            "headline": headline(report),
             "summary": report.to_dict()["summary"],
             report.primary: report.to_dict()["tables"].get(report.primary, []),
             "provenance": report.to_dict()["provenance"],
         }))
         return 0
+    out.print(headline(report), highlight=False)
     title = f"{report.kind}: {report.primary} (95 % Wilson CIs)"
-    console.print(render_table(report.table(), title=title))
-    import pandas as pd
-
-    scalars = {k: v for k, v in report.summary.items() if isinstance(v, int | float) and "_ci_" in k
-               or (isinstance(v, float) and f"{k}_ci_low" in report.summary)
-               or (k.endswith("_rate") and f"{k[:-5]}_ci_low" in report.summary)}
-    if scalars:
-        console.print(render_table(pd.DataFrame([scalars]), title="whole campaign"))
+    out.print(fit_table(report.table(), title, width=out.width, wide=args.wide))
     prov = report.provenance
-    console.print(f"[dim]spec {str(prov.get('spec_hash', ''))[:12]}  "
-                  f"code {prov.get('code_version')}  "
-                  f"seed {prov.get('seed')}  {status.trials_done} trials "
-                  f"({status.trials_cached} cached) in {elapsed:.1f}s[/]")
+    out.print(f"[dim]spec {str(prov.get('spec_hash', ''))[:12]}  "
+              f"code {prov.get('code_version')}  "
+              f"seed {prov.get('seed')}  {status.trials_done} trials "
+              f"({status.trials_cached} cached) in {elapsed:.1f}s[/]")
+    if args.dashboard is not None:
+        out.print("dashboard running; Ctrl-C stops it")
+        while True:
+            time.sleep(3600)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    comparison = _client(args).compare(*args.ids, table=args.table, metrics=args.metric,
+                                       paired=not args.unpaired)
+    if args.html:
+        Path(args.html).write_text(comparison.to_html())
+    if args.json:
+        print(comparison.to_json())
+    else:
+        print_table(comparison.table(), f"{comparison.table_name}: each campaign minus "
+                    f"{comparison.labels[0]}", wide=args.wide)
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """A completion script for bash or zsh (zsh through ``bashcompinit``)."""
+    from faultlab.client.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for name, p in sorted(sub.choices.items()):
+        opts = " ".join(o for a in p._actions for o in a.option_strings)
+        cases.append(f'    {name}) opts="{opts}" ;;')
+    script = "\n".join([
+        "# faultlab completion (generated by `faultlab completion`)",
+        *(["autoload -U +X bashcompinit && bashcompinit"] if args.shell == "zsh" else []),
+        "_faultlab() {",
+        '  local cur="${COMP_WORDS[COMP_CWORD]}" cmd="" opts="" w',
+        '  for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do',
+        '    case "$w" in -*) ;; *) cmd="$w"; break ;; esac',
+        "  done",
+        '  case "$cmd" in',
+        *cases,
+        f'    *) opts="{" ".join(sorted(sub.choices))} --address --token --json --wide '
+        '--verbose --help" ;;',
+        "  esac",
+        '  COMPREPLY=($(compgen -W "$opts" -- "$cur"))',
+        '  [ ${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))',
+        "}",
+        "complete -F _faultlab faultlab",
+    ])
+    print(script)
     return 0

@@ -23,6 +23,8 @@ with the status; the SDK rebuilds the same exception, data included, with :func:
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -40,6 +42,11 @@ class FaultlabError(Exception):
     def data(self) -> dict[str, Any]:
         """The structured fields a caller needs, beyond the message (sent over the wire)."""
         return {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other arguments than ``args``: pickle (Ray) the attributes instead,
+        # so that an error raised on a worker reaches the coordinator as itself.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
 
     def wire(self) -> dict[str, Any]:
         """``{"type", "message", "data"}``: what the coordinator sends next to the status."""
@@ -61,11 +68,21 @@ class SpecError(FaultlabError):
         self.allowed = allowed
         text = f"{field}: {problem}"
         if allowed:
-            text += f" (allowed: {allowed})"
+            text += did_you_mean(field, problem, allowed) + f" (allowed: {allowed})"
         super().__init__(text)
 
     def data(self) -> dict[str, Any]:
         return {"field": self.field, "problem": self.problem, "allowed": self.allowed}
+
+
+def did_you_mean(field: str, problem: str, allowed: str) -> str:
+    """``"; did you mean 'x'?"`` for the closest allowed value to what the problem quotes (or
+    to the field's own name for an unknown field), or ``""``."""
+    choices = [c.strip().strip("'") for c in re.split(r",| or ", allowed) if c.strip()]
+    quoted = re.findall(r"'([^']{1,60})'", problem)
+    value = quoted[0] if quoted else field.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close and value not in choices else ""
 
 
 class ArgumentError(FaultlabError):
@@ -144,6 +161,13 @@ class CampaignCancelledError(FaultlabError):
     def __init__(self, campaign_id: str) -> None:
         self.campaign_id = campaign_id
         super().__init__(f"campaign {campaign_id} was cancelled")
+
+
+def _restore(cls: type[FaultlabError], message: str, state: dict[str, Any]) -> FaultlabError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 _PLAIN: dict[str, type[FaultlabError]] = {

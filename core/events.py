@@ -1,11 +1,13 @@
 """The typed event log of a campaign: one schema for both stores, the servicer and the SDK.
 
-Four kinds of event, each a frozen dataclass with a ``type`` tag:
+Five kinds of event, each a frozen dataclass with a ``type`` tag:
 
 * :class:`StateEvent` — the campaign moved to ``state`` (written with the guarded transition),
 * :class:`ProgressEvent` — counters after a batch of results was recorded,
 * :class:`TrialEvent` — one trial finished (its replayable record and its result),
-* :class:`LogEvent` — a line for the user (``level`` is ``info``, ``warning`` or ``error``).
+* :class:`LogEvent` — a line for the user (``level`` is ``info``, ``warning`` or ``error``),
+* :class:`CurveEvent` — a live record of trial ``key`` while it runs (e.g. a point of a
+  training cell's learning curve), sent by the worker through a progress channel.
 
 One encoding serves storage and the JSON side of the wire: :meth:`to_dict` is a flat JSON
 object whose ``type`` names the kind, :func:`event_from_dict` is its inverse (SQLite stores
@@ -81,7 +83,19 @@ class LogEvent:
         return {"type": self.type, "level": self.level, "message": self.message}
 
 
-CampaignEvent = StateEvent | ProgressEvent | TrialEvent | LogEvent
+@dataclass(frozen=True)
+class CurveEvent:
+    """A live record of the running trial ``key`` (``point``: a small JSON object)."""
+
+    key: str
+    point: dict[str, Any] = field(default_factory=dict)
+    type: ClassVar[str] = "curve"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "key": self.key, "point": self.point}
+
+
+CampaignEvent = StateEvent | ProgressEvent | TrialEvent | LogEvent | CurveEvent
 """Any event of a campaign's log."""
 
 
@@ -96,6 +110,8 @@ def event_from_dict(data: dict[str, Any]) -> CampaignEvent:
     if kind == "trial":
         return TrialEvent(str(data["key"]), dict(data.get("trial") or {}),
                           dict(data.get("result") or {}), bool(data.get("cached")))
+    if kind == "curve":
+        return CurveEvent(str(data["key"]), dict(data.get("point") or {}))
     return LogEvent(str(data.get("message", "")), str(data.get("level", "info")))
 
 
@@ -133,6 +149,8 @@ def event_to_proto(campaign_id: str, stored: StoredEvent) -> pb.Event:
         msg.trial.CopyFrom(pb.TrialDone(key=event.key, trial_json=json.dumps(event.trial),
                                         result_json=json.dumps(event.result),
                                         cached=event.cached))
+    elif isinstance(event, CurveEvent):
+        msg.curve.CopyFrom(pb.CurvePoint(key=event.key, point_json=json.dumps(event.point)))
     else:
         msg.log.CopyFrom(pb.LogLine(level=event.level, message=event.message))
     return msg
@@ -153,6 +171,8 @@ def event_from_proto(msg: pb.Event) -> StoredEvent:
     elif body == "trial":
         t = msg.trial
         event = TrialEvent(t.key, json.loads(t.trial_json), json.loads(t.result_json), t.cached)
+    elif body == "curve":
+        event = CurveEvent(msg.curve.key, json.loads(msg.curve.point_json))
     else:
         event = LogEvent(msg.log.message, msg.log.level)
     return StoredEvent(msg.cursor, msg.time, event)

@@ -38,6 +38,11 @@ def sha256_hex(data: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def blob_digest(blob: bytes) -> str:
+    """The artifact id of ``blob``: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
 def digest(value: Any) -> str:
     """sha256 of the canonical JSON of ``value``."""
     return sha256_hex(canonical_json(value))

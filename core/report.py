@@ -6,7 +6,6 @@ plots on the client.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,6 +13,38 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+#: Columns that name a stratum (what a row is about), in the order they are shown.
+KEY_COLUMNS = (
+    "workload", "model", "dataset", "dtype", "layer", "target", "bit", "degree", "mitigation",
+    "transform", "recipe", "variant", "family", "method", "granularity", "schedule", "level",
+    "scheme", "attack", "knob", "strength", "sampler", "shift", "arm", "iteration", "budget",
+)
+
+#: Metric columns shown right after the keys, most important first.
+LEAD_METRICS = (
+    "trials", "critical_sdc_rate", "sdc_rate", "due_rate", "failure_rate", "masked_rate",
+    "accuracy", "achieved_sparsity", "wm_acc", "test_acc", "rmse", "coverage",
+)
+
+_WORDS = {
+    "sdc": "SDC", "due": "DUE", "ci": "CI", "wm": "watermark", "acc": "accuracy",
+    "rmse": "RMSE", "daic": "DAIC", "fp32": "fp32", "kl": "KL",
+}
+
+
+def ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """The same table with its key columns first, then the lead metrics, then the rest."""
+    keys = [c for c in KEY_COLUMNS if c in df.columns]
+    lead = [c for c in LEAD_METRICS if c in df.columns]
+    rest = [c for c in df.columns if c not in keys and c not in lead]
+    return df[keys + lead + rest]
+
+
+def readable_name(column: str) -> str:
+    """``critical_sdc_ci_low`` → ``critical SDC CI low``."""
+    words = [_WORDS.get(w, w) for w in column.replace(".", "_").split("_") if w]
+    return " ".join(words)
 
 
 def _clean(value: Any) -> Any:
@@ -40,13 +71,17 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     """spec hash, code version, seed, engine version, model and dataset digests."""
 
-    def table(self, name: str | None = None) -> pd.DataFrame:
+    def table(self, name: str | None = None, *, readable: bool = False) -> pd.DataFrame:
+        """A table with its key columns (layer, bit, method, ...) first, then its headline
+        metrics; ``readable=True`` also renames the columns (``critical_sdc_ci_low`` →
+        ``critical SDC CI low``) for reading, not for code."""
         name = name or self.primary
         if name not in self.tables:
             from faultlab.errors import SpecError
 
             raise SpecError("table", f"no table {name!r} in this report", sorted(self.tables))
-        return self.tables[name]
+        table = ordered(self.tables[name])
+        return table.rename(columns=readable_name) if readable else table
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,14 +112,11 @@ class Report:
         return cls.from_dict(json.loads(text))
 
     def to_html(self) -> str:
-        parts = [f"<h1>faultlab {html.escape(self.kind)} report</h1>", "<h2>Summary</h2>",
-                 "<pre>" + html.escape(json.dumps(_clean(self.summary), indent=2)) + "</pre>",
-                 "<h2>Provenance</h2>",
-                 "<pre>" + html.escape(json.dumps(_clean(self.provenance), indent=2)) + "</pre>"]
-        for name, df in self.tables.items():
-            parts.append(f"<h2>{html.escape(name)}</h2>")
-            parts.append(df.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-        return "<html><body>" + "\n".join(parts) + "</body></html>"
+        """One self-contained HTML page: headline, plots (embedded PNG), definitions,
+        provenance and ranked tables (:mod:`faultlab.client.report_html`)."""
+        from faultlab.client.report_html import render_report
+
+        return render_report(self)
 
     def save_plots(self, directory: str | Path) -> list[Path]:
         """Writes the kind's PNG plots into ``directory``.

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -38,7 +38,7 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _FACTORY = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 _LABEL = r"^[^\x00-\x1f\x7f]+$"
 
-ModelSource = Literal["zoo", "torchvision", "pyg", "exported", "custom"]
+ModelSource = Literal["zoo", "torchvision", "pyg", "training", "exported", "custom"]
 
 
 def is_digest(value: str | None) -> bool:
@@ -52,6 +52,8 @@ def model_source(name: str) -> ModelSource:
         return "torchvision"
     if name.startswith("pyg:"):
         return "pyg"
+    if name.startswith("training:"):
+        return "training"
     if name == "exported":
         return "exported"
     if name == "custom":
@@ -84,7 +86,7 @@ class ModelSpec(StrictModel):
 
     name: str = Field(
         "digits_cnn", min_length=1, max_length=200,
-        pattern=r"^(?:(?:torchvision|pyg):)?[A-Za-z_][\w.-]*$",
+        pattern=r"^(?:(?:torchvision|pyg|training):)?[A-Za-z_][\w.-]*$",
     )
     """A zoo name (see ``faultlab zoo``); ``pyg:<Class>`` / ``torchvision:<arch>``, built by
     that library from ``options``; ``exported`` (a torch.export program in ``file``); or
@@ -105,9 +107,21 @@ class ModelSpec(StrictModel):
     transforms: list[TransformSpec] = Field(default_factory=list, max_length=32)
     """Transforms applied in order to the trained model (e.g. prune then quantize), so any
     campaign can evaluate a compressed model; the model digest covers the result."""
+    from_campaign: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """A finished training campaign of yours whose trained ``cell`` is the model (resolved
+    at submit into ``training:<family>`` with the cell's checkpoint artifact as ``file``)."""
+    cell: dict[str, str | int] = Field(default_factory=dict, max_length=4)
+    """Which cell of ``from_campaign``: ``variant``, ``recipe``, ``dataset`` names, ``seed``."""
 
     @model_validator(mode="after")
     def _check_source(self) -> ModelSpec:
+        if self.from_campaign or self.cell:
+            if not self.from_campaign:
+                raise _field_error("cell", "is only for from_campaign")
+            if self.file or self.weights or self.factory or self.options:
+                raise _field_error("from_campaign", "the campaign's cell is the model: give "
+                                   "no file, weights, factory or options")
+            return self
         source = model_source(self.name)
         if self.factory and source != "custom":
             raise _field_error("factory", "is only for name 'custom'")
@@ -177,6 +191,13 @@ class ExecutionSpec(StrictModel):
     GPUs)."""
     num_cpus: float = Field(1.0, gt=0, le=256)
     """CPUs per shard task."""
+    allow_tf32: bool = False
+    """Let GPU matmuls/convolutions use TF32 (faster, ~10 mantissa bits): off by default, so a
+    GPU campaign classifies outcomes with full fp32 arithmetic."""
+    batch_faults: Annotated[int, Field(ge=1, le=4096)] | Literal["auto", "off"] = "auto"
+    """Fault trials per batched forward (weight/bias faults): ``auto`` measures batched against
+    sequential once per shard and uses the faster, ``off`` runs one trial per forward, a number
+    caps K (K is also bounded by the device's free memory). Results never depend on it."""
     max_attempts: int = Field(3, ge=1, le=20)
     """Attempts per shard before its trials are marked FAILED (system failures only)."""
     max_trials: int = Field(2_000_000, ge=1, le=100_000_000)
@@ -295,8 +316,12 @@ def _first_error(
         allowed = sorted(fields) if fields else None
         return SpecError(field, "unknown field", allowed)
     value = err.get("input")
-    problem = err["msg"]
-    if err["type"] not in ("missing", "spec_field") and not isinstance(value, dict | list):
+    problem = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] in ("enum", "literal_error"):  # the allowed values are listed once, below
+        allowed = re.findall(r"'([^']*)'", str(allowed))
+        problem = f"unknown value {short(value)}"
+    elif (err["type"] not in ("missing", "spec_field") and not isinstance(value, dict | list)
+          and short(value) not in problem):
         problem += f", got {short(value)}"
     return SpecError(field, problem, allowed)
 
@@ -336,7 +361,7 @@ def parse_spec(source: str | Path | dict[str, Any] | CampaignSpec) -> CampaignSp
         err = _first_error(exc, "", CampaignSpec)
         if err.field == "params":
             err = SpecError(kind, err.problem)
-        elif err.problem == "unknown field" and err.allowed:
+        elif err.problem == "unknown field" and "." not in err.field:
             allowed = sorted({*CampaignSpec.model_fields} - {"params"} | {kind})
             err = SpecError(err.field, "unknown field", allowed)
         raise err from None

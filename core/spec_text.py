@@ -99,7 +99,12 @@ def load_spec_text(text: str) -> dict[str, Any]:
         raise ResourceExhaustedError(
             f"spec: {size} bytes exceeds the limit of {MAX_SPEC_BYTES} bytes"
         )
-    loader = _BoundedLoader(text)
+    if max(text.count(","), text.count("\n")) > MAX_SPEC_NODES:  # before a slow parse
+        raise SpecError("spec", f"more than {MAX_SPEC_NODES} values")
+    try:
+        loader = _BoundedLoader(text)  # its reader refuses unprintable characters here
+    except yaml.YAMLError as exc:
+        raise SpecError("spec", f"malformed YAML: {str(exc).splitlines()[0][:100]}") from None
     try:
         node = loader.get_single_node()
         if node is not None:

@@ -70,13 +70,17 @@ def two_sided_z(confidence: float) -> float:
 
 
 def mean_with_ci(values: list[float], confidence: float = 0.95) -> dict[str, float]:
-    """Student-t interval of a mean (over seeds or repetitions)."""
+    """Student-t interval of a mean (over seeds or repetitions).
+
+    One value gives no interval (NaN bounds): its spread is unknown. For proportions use
+    :func:`rate_with_ci` on the pooled counts instead, which stays inside [0, 1].
+    """
     n = len(values)
     if n == 0:
         return {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0.0}
     mean = float(sum(values) / n)
     if n == 1:
-        return {"mean": mean, "ci_low": mean, "ci_high": mean, "n": 1.0}
+        return {"mean": mean, "ci_low": math.nan, "ci_high": math.nan, "n": 1.0}
     sem = float(stats.sem(values))
     if sem == 0.0:
         return {"mean": mean, "ci_low": mean, "ci_high": mean, "n": float(n)}

@@ -78,7 +78,7 @@ for name in ("server", "workers", "client", "core"):
 PY
 
 step "faultlab zoo"
-"$fl" zoo >"$tmp/zoo.json"
+"$fl" zoo --json >"$tmp/zoo.json"
 "$venv/bin/python" -c 'import json, sys; json.load(open(sys.argv[1]))' "$tmp/zoo.json"
 
 shopt -s nullglob

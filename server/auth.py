@@ -10,15 +10,18 @@ Every campaign record has an owner; another tenant's campaign answers NOT_FOUND.
 from __future__ import annotations
 
 import contextvars
+import hmac
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import yaml
 
-from faultlab.errors import ArgumentError, UnauthenticatedError
+from faultlab.errors import ArgumentError, PermissionDeniedError, UnauthenticatedError
 from faultlab.server.wire import abort
 
 DEFAULT_TENANT = "default"
@@ -46,6 +49,37 @@ def load_tokens(path: str | None = None, env: str | None = None) -> dict[str, st
     return tokens
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM certificate chain and private key the server presents (``--tls-cert/--tls-key``)."""
+
+    cert: str
+    key: str
+
+    def credentials(self) -> grpc.ServerCredentials:
+        pair = (Path(self.key).read_bytes(), Path(self.cert).read_bytes())
+        return grpc.ssl_server_credentials([pair])
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_exposure(host: str, tokens: Mapping[str, str] | None, insecure: bool) -> None:
+    """Refuses to serve a non-loopback address to everyone (no tokens) unless ``insecure``."""
+    if not tokens and not insecure and not is_loopback(host):
+        raise PermissionDeniedError(
+            f"refusing to serve {host} without tokens: anyone who reaches it could run "
+            "campaigns; pass --tokens-file (or FAULTLAB_TOKENS), or --insecure"
+        )
+
+
 def current_tenant() -> str:
     """The tenant the interceptor authenticated for the RPC being handled."""
     tenant = _TENANT.get(None)
@@ -59,6 +93,7 @@ class Authenticator:
 
     def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
         self.tokens = dict(tokens or {})
+        self._encoded = [(token.encode(), tenant) for token, tenant in self.tokens.items()]
 
     @property
     def enabled(self) -> bool:
@@ -70,8 +105,17 @@ class Authenticator:
             return DEFAULT_TENANT
         for key, value in metadata or ():
             if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                return self.tokens.get(value.removeprefix("Bearer ").strip())
+                return self._match(value.removeprefix("Bearer ").strip().encode())
         return None
+
+    def _match(self, offered: bytes) -> str | None:
+        """The tenant of ``offered``: every token is compared in constant time, so the time
+        taken tells nothing about how much of a token matched."""
+        found = None
+        for token, tenant in self._encoded:
+            if hmac.compare_digest(offered, token):
+                found = tenant
+        return found
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

@@ -15,6 +15,13 @@ class CoordinatorConfig:
     """CPUs of a local Ray instance (None: all)."""
     max_active_per_tenant: int = 32
     """Non-terminal campaigns a tenant may have at once (RESOURCE_EXHAUSTED beyond)."""
+    max_streams_per_tenant: int = 1000
+    """Event streams (StreamEvents) a tenant may hold open at once (RESOURCE_EXHAUSTED beyond)."""
+    lease_ttl_s: float = 10.0
+    """Lifetime of the coordinator's lease on its store, renewed every third of it."""
+    lease_wait_s: float = 15.0
+    """How long a starting coordinator waits for another's live lease to lapse before it
+    refuses to start (a holder on this host whose process is gone is taken over at once)."""
     max_trials: int = 10_000_000
     """Largest ``execution.max_trials`` a campaign may ask for."""
     initial_shard_trials: int = 4

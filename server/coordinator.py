@@ -8,7 +8,14 @@ A thin facade over three parts, each with a narrow job:
   ``execution.shard_seconds``, at most ``max_inflight`` in flight, retries, cancellation;
 * :class:`~faultlab.server.runner.CampaignRunner` — one asyncio task per campaign joining
   the two: plan, cache check, schedule, record, end SUCCEEDED / FAILED / CANCELLED;
-* :class:`~faultlab.server.artifacts.ArtifactUploads` — uploaded files, per tenant.
+* :class:`~faultlab.server.artifacts.ArtifactUploads` — uploaded files, per tenant;
+* :class:`~faultlab.server.lease.CoordinatorLease` — the store's one-coordinator lease
+  (:meth:`Coordinator.claim_store`), whose token fences every store write;
+* :class:`~faultlab.server.streams.EventHub` — one event reader per campaign, fanned out to
+  every StreamEvents subscriber.
+
+A runner whose task ends while its campaign is still active is relaunched (up to
+:data:`RELAUNCHES` times, then the campaign ends FAILED): no campaign sits RUNNING without one.
 
 After a restart :meth:`Coordinator.recover` resumes every non-terminal campaign before the
 server accepts requests: RUNNING trials go back to PENDING, the plan is replayed (it is
@@ -19,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from faultlab.events import StoredEvent
@@ -27,13 +35,19 @@ from faultlab.report import Report
 from faultlab.server.artifacts import ArtifactUploads
 from faultlab.server.caches import LruCache
 from faultlab.server.config import CoordinatorConfig
+from faultlab.server.lease import CoordinatorLease
 from faultlab.server.lifecycle import CampaignLifecycle
 from faultlab.server.runner import CampaignRunner, PlanCaches
 from faultlab.server.scheduler import CampaignRun, ShardScheduler
 from faultlab.server.store import CampaignRecord, Store, TrialRow
 from faultlab.server.store.base import ArtifactInfo
-from faultlab.spec import parse_spec
+from faultlab.server.streams import EventHub
+from faultlab.spec import CampaignSpec, parse_spec
 from faultlab.workers import get_engine
+
+log = logging.getLogger("faultlab.coordinator")
+RELAUNCHES = 3
+"""Runner relaunches of a campaign whose runner ended while it was still active."""
 
 
 class Coordinator:
@@ -49,10 +63,23 @@ class Coordinator:
             first_plans=LruCache(self.config.plan_cache_entries),
         )
         self._runs: dict[str, CampaignRun] = {}
+        self.hub = EventHub(store, self.config.max_streams_per_tenant)
+        self.lease = CoordinatorLease(store, self.config.lease_ttl_s, self._lease_lost)
 
     # --- process lifecycle -----------------------------------------------------------
     def start_ray(self) -> None:
         self.scheduler.start_ray()
+
+    async def claim_store(self) -> int:
+        """Takes the store's lease (before :meth:`recover`); refuses while another
+        coordinator holds it (see :mod:`faultlab.server.lease`). Returns the fencing token."""
+        return await self.lease.acquire(self.config.lease_wait_s)
+
+    def _lease_lost(self) -> None:
+        """Another coordinator owns the store now: stop every run (without writing)."""
+        for run in self._runs.values():
+            if run.task is not None:
+                run.task.cancel()
 
     async def recover(self) -> list[str]:
         """Resumes every non-terminal campaign in the store (call before serving)."""
@@ -67,10 +94,16 @@ class Coordinator:
                 run.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run.task
+        await self.hub.close()
+        await self.lease.release()
 
     def close(self) -> None:
         """Releases the store (after :meth:`shutdown`)."""
         self.lifecycle.close()
+
+    def active_ids(self) -> list[str]:
+        """Ids of the campaigns this coordinator is running now."""
+        return list(self._runs)
 
     async def wait_idle(self) -> None:
         """Waits until every running campaign task has finished (tests, shutdown)."""
@@ -86,6 +119,10 @@ class Coordinator:
         if created:
             self._launch(record.id)
         return record
+
+    async def validate(self, owner: str, spec_text: str) -> CampaignSpec:
+        """Checks a spec exactly as :meth:`submit` would, and stores nothing."""
+        return await self.lifecycle.validate(owner, spec_text)
 
     async def get(self, owner: str | None, campaign_id: str) -> CampaignRecord:
         return await self.lifecycle.get(owner, campaign_id)
@@ -116,6 +153,18 @@ class Coordinator:
     ) -> tuple[bool, list[StoredEvent]]:
         return await self.lifecycle.read_events(owner, campaign_id, after, limit)
 
+    async def stream_events(
+        self, owner: str, campaign_id: str, cursor: str, keep_open: bool
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """The campaign's events after ``cursor``, live, in batches, from the campaign's one
+        reader (:class:`~faultlab.server.streams.EventHub`)."""
+        record = await self.lifecycle.get(owner, campaign_id)
+        terminal = record.state.is_terminal()
+        async for batch in self.hub.subscribe(
+            owner, campaign_id, cursor, terminal=terminal, keep_open=keep_open
+        ):
+            yield batch
+
     async def report(self, owner: str | None, campaign_id: str) -> Report:
         return await self.lifecycle.report(owner, campaign_id)
 
@@ -145,12 +194,30 @@ class Coordinator:
     def _launch(self, campaign_id: str) -> None:
         run = CampaignRun()
         self._runs[campaign_id] = run
-        runner = CampaignRunner(self.lifecycle, self.scheduler, self.caches, campaign_id, run)
         run.task = asyncio.get_running_loop().create_task(
-            runner.run(), name=f"campaign-{campaign_id}"
+            self._supervise(campaign_id, run), name=f"campaign-{campaign_id}"
         )
         # A finished campaign keeps nothing in memory.
         run.task.add_done_callback(lambda _: self._forget(campaign_id, run))
+
+    async def _supervise(self, campaign_id: str, run: CampaignRun) -> None:
+        """Runs the campaign's runner; relaunches it while the campaign is still active."""
+        for attempt in range(RELAUNCHES + 1):
+            runner = CampaignRunner(self.lifecycle, self.scheduler, self.caches, campaign_id, run)
+            try:
+                await runner.run()
+            except Exception:  # a runner bug: its campaign is checked below like any other end
+                log.exception("runner of campaign %s died", campaign_id)
+            if run.cancelled or self.lease.lost:
+                return
+            record = await runner.record_now()
+            if record is None or record.state.is_terminal():
+                return
+            log.warning("campaign %s still %s after its runner ended; relaunching (%d/%d)",
+                        campaign_id, record.state.value, attempt + 1, RELAUNCHES)
+        await CampaignRunner(
+            self.lifecycle, self.scheduler, self.caches, campaign_id, run
+        ).end_failed("the campaign's runner kept ending before the campaign did")
 
     def _forget(self, campaign_id: str, run: CampaignRun) -> None:
         if self._runs.get(campaign_id) is run:

@@ -9,7 +9,6 @@ their own campaigns (another tenant's answers NOT_FOUND); reports are cached per
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -24,6 +23,7 @@ from faultlab.errors import (
 from faultlab.events import LogEvent, StoredEvent
 from faultlab.report import Report
 from faultlab.server.caches import LruCache
+from faultlab.server.checkpoints import resolve_model_reference
 from faultlab.server.config import CoordinatorConfig
 from faultlab.server.store import CampaignRecord, Store, TrialRow
 from faultlab.spec import CampaignSpec, is_digest, iter_sources, parse_spec, require_uploaded
@@ -108,7 +108,23 @@ class CampaignLifecycle:
         Returns the record and whether it is new: a repeated ``request_id`` returns the first
         campaign (the store's ``create_campaign`` is idempotent on (owner, request id)).
         """
+        spec = await self.validate(owner, spec_text)
+        now = time.time()
+        record = CampaignRecord(
+            id=uuid.uuid4().hex[:16], owner=owner, kind=spec.kind, name=spec.name or spec.kind,
+            spec_json=spec.to_json(), spec_hash=spec.spec_hash, seed=spec.seed,
+            code_version=code_version(), request_id=request_id, created_at=now, updated_at=now,
+        )
+        # The tenant's limit is counted in the same store transaction as the insert.
+        return await asyncio.to_thread(
+            self.store.create_campaign, record, self.config.max_active_per_tenant
+        )
+
+    async def validate(self, owner: str, spec_text: str) -> CampaignSpec:
+        """The spec checked as a submission is (light, then deep against ``owner``'s artifacts
+        and this coordinator's limits), storing nothing (``faultlab validate --address``)."""
         spec = await asyncio.to_thread(read_spec, spec_text)
+        spec = await asyncio.to_thread(resolve_model_reference, self.store, owner, spec)
         check_factories(spec, self.config.allow_factory)
         for digest in spec_artifacts(spec):
             if await asyncio.to_thread(self.store.stat_artifact, owner, digest) is None:
@@ -120,19 +136,7 @@ class CampaignLifecycle:
             )
         blobs = await self.artifacts(owner, spec)
         await asyncio.to_thread(_validate, spec, blobs)
-        active = await asyncio.to_thread(self.store.active_campaigns)
-        if sum(1 for c in active if c.owner == owner) >= self.config.max_active_per_tenant:
-            raise ResourceExhaustedError(
-                f"tenant {owner!r} already has {self.config.max_active_per_tenant} active "
-                "campaigns; wait for one to finish or cancel one"
-            )
-        now = time.time()
-        record = CampaignRecord(
-            id=uuid.uuid4().hex[:16], owner=owner, kind=spec.kind, name=spec.name or spec.kind,
-            spec_json=spec.to_json(), spec_hash=spec.spec_hash, seed=spec.seed,
-            code_version=code_version(), request_id=request_id, created_at=now, updated_at=now,
-        )
-        return await asyncio.to_thread(self.store.create_campaign, record)
+        return spec
 
     async def artifacts(self, owner: str, spec: CampaignSpec) -> dict[str, bytes]:
         """The bytes of every artifact the spec names, read from ``owner``'s artifacts."""
@@ -217,14 +221,17 @@ class CampaignLifecycle:
     # --- guarded transitions ---------------------------------------------------------
     async def start(self, campaign_id: str) -> CampaignRecord | None:
         """QUEUED → RUNNING (a RUNNING campaign, after a restart, stays so). None when the
-        campaign is gone, terminal, or another writer moved it first."""
+        campaign is gone or terminal. Only the lease holder starts campaigns, so a RUNNING
+        campaign after a failed compare-and-set is this one's (a retry after a lost reply)."""
         record = await asyncio.to_thread(self.store.get_campaign, campaign_id)
         if record is None or record.state.is_terminal():
             return None
         if record.state is CampaignState.QUEUED and not await asyncio.to_thread(
             self.store.transition, campaign_id, [CampaignState.QUEUED], CampaignState.RUNNING
         ):
-            return None
+            record = await asyncio.to_thread(self.store.get_campaign, campaign_id)
+            if record is None or record.state is not CampaignState.RUNNING:
+                return None
         return record
 
     async def succeed(self, campaign_id: str, message: str) -> None:
@@ -234,12 +241,11 @@ class CampaignLifecycle:
         )
 
     async def fail(self, campaign_id: str, message: str) -> None:
-        """Ends a campaign FAILED; never raises (it runs while a campaign task dies)."""
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(
-                self.store.transition, campaign_id, ACTIVE_STATES, CampaignState.FAILED,
-                error=message, message=message,
-            )
+        """Ends a campaign FAILED (the runner retries it through a store outage)."""
+        await asyncio.to_thread(
+            self.store.transition, campaign_id, ACTIVE_STATES, CampaignState.FAILED,
+            error=message, message=message,
+        )
 
     async def cancel(self, campaign_id: str) -> None:
         await asyncio.to_thread(

@@ -18,9 +18,15 @@ from typing import Any
 from faultlab.errors import FaultlabError, SpecError
 from faultlab.hashing import canonical_json
 from faultlab.server.caches import LruCache
+from faultlab.server.checkpoints import store_result_blobs
+from faultlab.server.edge import user_error
 from faultlab.server.lifecycle import CampaignLifecycle
+from faultlab.server.outage import persist
+from faultlab.server.progress import progress_channel
 from faultlab.server.scheduler import CampaignRun, ShardScheduler, ShardSizer, TrialPair
 from faultlab.server.store import CampaignRecord, ResultItem, Store
+from faultlab.server.store.base import LeaseLostError
+from faultlab.server.visibility import cache_hits_visible
 from faultlab.spec import CampaignSpec, iter_sources, parse_spec
 from faultlab.states import TrialState
 from faultlab.workers import get_engine
@@ -75,7 +81,16 @@ class CampaignRunner:
         self.owner = ""
 
     async def _store(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+        """A store call, waiting out outages (:func:`faultlab.server.outage.persist`)."""
+        return await persist(self.store, self.id, asyncio.to_thread, fn, *args)
+
+    async def _persist(self, call: Any, *args: Any) -> Any:
+        return await persist(self.store, self.id, call, *args)
+
+    async def record_now(self) -> CampaignRecord | None:
+        """The campaign as stored now (waits out a store outage)."""
+        record: CampaignRecord | None = await self._store(self.store.get_campaign, self.id)
+        return record
 
     async def run(self) -> None:
         try:
@@ -83,14 +98,28 @@ class CampaignRunner:
         except asyncio.CancelledError:
             self.scheduler.cancel(self.run_state)
             raise
+        except LeaseLostError as exc:  # another coordinator owns the store: it writes on
+            log.error("campaign %s stops here: %s", self.id, exc)
         except FaultlabError as exc:
-            await self.lifecycle.fail(self.id, exc.message)
+            log.warning("campaign %s failed: %s", self.id, exc)
+            await self.end_failed(user_error(exc))
         except Exception as exc:  # an engine bug must end the campaign, not the coordinator
-            log.exception("campaign %s failed", self.id)
-            await self.lifecycle.fail(self.id, f"{type(exc).__name__}: {exc}")
+            if not self.run_state.cancelled:
+                log.exception("campaign %s failed", self.id)
+            await self.end_failed(user_error(exc))
+
+    async def end_failed(self, message: str) -> None:
+        """Ends the campaign FAILED, unless it was cancelled: a cancelled ``prepare`` or shard
+        raises (TaskCancelledError), and the cancel, not that error, is its end."""
+        if self.run_state.cancelled:
+            return
+        try:
+            await self._persist(self.lifecycle.fail, self.id, message)
+        except LeaseLostError as exc:
+            log.error("campaign %s: %s", self.id, exc)
 
     async def _run(self) -> None:
-        record = await self.lifecycle.start(self.id)
+        record = await self._persist(self.lifecycle.start, self.id)
         if record is None:
             return
         spec = parse_spec(record.spec_json)
@@ -104,7 +133,8 @@ class CampaignRunner:
                 return
         await self._store(self.store.set_meta, self.id, canonical_json(meta))
         self.resumed = record.trials_done > 0
-        await self._rounds(spec, engine, meta, key)
+        async with progress_channel(self.store, self.id, self.run_state, engine):
+            await self._rounds(spec, engine, meta, key)
         if not self.run_state.cancelled:
             await self._finish(spec)
 
@@ -157,21 +187,23 @@ class CampaignRunner:
             if final is not None and final.trials_failed
             else []
         )
-        await self.lifecycle.log(
-            self.id, f"computed {self.computed} trials, {self.from_cache} from cache"
+        await self._persist(
+            self.lifecycle.log, self.id,
+            f"computed {self.computed} trials, {self.from_cache} from cache",
         )
         if failed:
             raise FaultlabError(
                 f"{len(failed)} trials failed after {spec.execution.max_attempts} attempts: "
                 f"{failed[0].error}"
             )
-        await self.lifecycle.succeed(
-            self.id, f"{self.computed} computed, {self.from_cache} from cache"
+        await self._persist(
+            self.lifecycle.succeed, self.id,
+            f"{self.computed} computed, {self.from_cache} from cache",
         )
 
     async def _prepare_task(self, spec: CampaignSpec) -> tuple[list[Any], dict[str, Any]]:
         """The ``prepare`` Ray task, handed the campaign's artifacts (put once, by ref)."""
-        blobs = await self.lifecycle.artifacts(self.owner, spec)
+        blobs = await self._persist(self.lifecycle.artifacts, self.owner, spec)
         artifacts = await self.scheduler.put_artifacts(blobs)
         options = self.scheduler.task_options(spec)
         return await self.scheduler.prepare(spec, options, self.run_state, artifacts)
@@ -200,11 +232,14 @@ class CampaignRunner:
             done = await self._store(self.store.done_keys, self.id)
         todo = [(k, t) for k, t in pairs if k not in done]
         cached = await self._store(self.store.lookup_results, [k for k, _ in todo])
-        if cached:
-            self.from_cache += await self._store(
+        if cached:  # another tenant's hits count as computed (server/visibility.py)
+            visible = await self._store(cache_hits_visible, self.store, self.id)
+            recorded = await self._store(
                 self.store.record_results, self.id,
-                [ResultItem(k, r, cached=True) for k, r in cached.items()],
+                [ResultItem(k, r, cached=visible) for k, r in cached.items()],
             )
+            self.from_cache += recorded if visible else 0
+            self.computed += 0 if visible else recorded
         queue = [(k, t) for k, t in todo if k not in cached]
         if not queue:
             return
@@ -225,15 +260,18 @@ class CampaignRunner:
         await self._store(self.store.mark_running, self.id, keys)
 
     async def finished(self, keys: Sequence[str], results: list[dict[str, Any]]) -> None:
+        config = self.lifecycle.config  # blobs (checkpoints) become the tenant's artifacts
+        results = [await self._store(store_result_blobs, self.store, config, self.owner,
+                                     self.id, r) for r in results]
         items = [ResultItem(k, r) for k, r in zip(keys, results, strict=True)]
         self.computed += await self._store(self.store.record_results, self.id, items)
 
     async def retrying(self, trials: int, attempt: int, max_attempts: int, reason: str) -> None:
-        await self.lifecycle.log(
-            self.id,
+        await self._persist(
+            self.lifecycle.log, self.id,
             f"shard of {trials} trials failed (attempt {attempt}/{max_attempts}), "
             f"retrying: {reason}",
-            level="warning",
+            "warning",
         )
 
     async def failed(self, keys: Sequence[str], reason: str) -> None:

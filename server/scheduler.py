@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from faultlab.errors import SpecError
 from faultlab.server.config import CoordinatorConfig
+from faultlab.server.edge import user_error
 from faultlab.spec import CampaignSpec
 from faultlab.workers import tasks
 
@@ -42,6 +44,8 @@ class CampaignRun:
     task: asyncio.Task[None] | None = None
     inflight: set[Any] = field(default_factory=set)
     cancelled: bool = False
+    progress: tuple[Any, str] | None = None
+    """``(sink actor, campaign id)`` of live records (:mod:`faultlab.server.progress`)."""
 
 
 @dataclass
@@ -85,8 +89,7 @@ class ShardSizer:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+    return user_error(exc)
 
 
 class ShardScheduler:
@@ -107,8 +110,12 @@ class ShardScheduler:
             }
             if self.config.ray_address:
                 kwargs["address"] = self.config.ray_address
-            elif self.config.num_cpus:
-                kwargs["num_cpus"] = self.config.num_cpus
+            else:
+                # A coordinator without --ray-address owns a fresh local Ray: it must never
+                # join whatever cluster another process on this machine happens to run.
+                kwargs["address"] = "local"
+                if self.config.num_cpus:
+                    kwargs["num_cpus"] = self.config.num_cpus
             ray.init(**kwargs)
         self._remote = {
             "prepare": ray.remote(tasks.prepare_campaign),
@@ -129,8 +136,12 @@ class ShardScheduler:
     def task_options(self, spec: CampaignSpec) -> dict[str, Any]:
         """Ray options of the campaign's tasks (``num_gpus: auto`` asks for a GPU if any)."""
         gpus = spec.execution.num_gpus
+        available = float(_ray().cluster_resources().get("GPU", 0))
         if gpus == "auto":
-            gpus = 1.0 if _ray().cluster_resources().get("GPU", 0) > 0 else 0.0
+            gpus = 1.0 if available > 0 else 0.0
+        elif gpus > available:  # Ray would queue the tasks forever: fail now, and say why
+            raise SpecError("execution.num_gpus", f"the campaign asks for {gpus:g} GPU(s) per "
+                            f"task; the cluster has {available:g} (use auto or 0)", ["auto", "0"])
         return {"num_cpus": spec.execution.num_cpus, "num_gpus": float(gpus), "max_retries": 0}
 
     def max_inflight(self, spec: CampaignSpec) -> int:
@@ -152,8 +163,11 @@ class ShardScheduler:
         artifacts: ArtifactRefs,
     ) -> tuple[list[Any], dict[str, Any]]:
         """Runs the engine's ``prepare`` as a Ray task: (context box for shards, metadata)."""
+        # Ray may re-run prepare (deterministic) to rebuild a context lost with its node; shard
+        # attempts are still counted here only.
+        retries = {**options, "max_retries": spec.execution.max_attempts}
         context_ref, meta_ref = self._remotes()["prepare"].options(
-            num_returns=2, **options
+            num_returns=2, **retries
         ).remote(spec.to_json(), artifacts)
         run.inflight.add(meta_ref)
         try:
@@ -201,7 +215,8 @@ class ShardScheduler:
                     break
                 shard.attempts += 1
                 await recorder.started(shard.keys)
-                ref = remote.remote(spec.kind, context_box, shard.trials)
+                channel = (*run.progress, shard.keys) if run.progress else None
+                ref = remote.remote(spec.kind, context_box, shard.trials, channel)
                 run.inflight.add(ref)
                 inflight[asyncio.wrap_future(ref.future())] = (ref, shard)
             if not inflight:

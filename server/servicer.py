@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from faultlab.errors import ArgumentError, NotFoundError, SpecError
+from faultlab.errors import ArgumentError, SpecError
 from faultlab.events import event_to_proto
+from faultlab.server import edge
 from faultlab.server.auth import current_tenant
+from faultlab.server.caches import LruCache
 from faultlab.server.coordinator import Coordinator
 from faultlab.server.store import CampaignRecord
 from faultlab.server.store.base import ArtifactInfo
@@ -29,7 +31,6 @@ from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
 T = TypeVar("T")
 
 MAX_PAGE = 1000
-EVENTS_PER_READ = 500
 
 
 def campaign_message(record: CampaignRecord) -> pb.Campaign:
@@ -58,21 +59,6 @@ async def _upload_chunks(
         yield message.chunk
 
 
-def _page(token: str, argument: str) -> int:
-    """The offset a page token stands for (tokens are opaque to callers)."""
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise ArgumentError(argument, f"invalid page token {token!r}")
-    return int(token)
-
-
-def _page_size(size: int, default: int) -> int:
-    if size < 0:
-        raise ArgumentError("page_size", f"must be >= 0, got {size}")
-    return min(size or default, MAX_PAGE)
-
-
 def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @functools.wraps(fn)
     async def wrapper(self: FaultlabServicer, request: Any, context: grpc.aio.ServicerContext) -> T:
@@ -93,24 +79,33 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     def __init__(self, coordinator: Coordinator) -> None:
         self.co = coordinator
+        self._messages: LruCache[tuple[str, str], pb.Event] = LruCache(8192)
+        """Wire messages of recent events: N subscribers of a campaign convert each once."""
 
     @_rpc
     async def SubmitCampaign(self, request: pb.SubmitCampaignRequest, context: Any) -> pb.Campaign:
         if not request.spec.strip():
             raise SpecError("spec", "is empty")
-        record = await self.co.submit(current_tenant(), request.spec, request.request_id)
+        if request.validate_only:  # `faultlab validate --address`: nothing is stored
+            spec = await self.co.validate(current_tenant(), request.spec)
+            return pb.Campaign(kind=spec.kind, name=spec.name or spec.kind,
+                               spec_json=spec.to_json(), spec_hash=spec.spec_hash, seed=spec.seed)
+        record = await self.co.submit(
+            current_tenant(), request.spec, edge.request_id(request.request_id)
+        )
         return campaign_message(record)
 
     @_rpc
     async def GetCampaign(self, request: pb.GetCampaignRequest, context: Any) -> pb.Campaign:
-        return campaign_message(await self.co.get(current_tenant(), request.campaign_id))
+        campaign_id = edge.campaign_id(request.campaign_id)
+        return campaign_message(await self.co.get(current_tenant(), campaign_id))
 
     @_rpc
     async def ListCampaigns(
         self, request: pb.ListCampaignsRequest, context: Any
     ) -> pb.ListCampaignsResponse:
-        offset = _page(request.page_token, "page_token")
-        size = _page_size(request.page_size, 50)
+        offset = edge.page_offset(request.page_token)
+        size = edge.page_size(request.page_size, 50, MAX_PAGE)
         records = await self.co.list_campaigns(current_tenant(), size + 1, offset)
         more = len(records) > size
         return pb.ListCampaignsResponse(
@@ -120,23 +115,26 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def CancelCampaign(self, request: pb.CancelCampaignRequest, context: Any) -> pb.Campaign:
-        return campaign_message(await self.co.cancel(current_tenant(), request.campaign_id))
+        campaign_id = edge.campaign_id(request.campaign_id)
+        return campaign_message(await self.co.cancel(current_tenant(), campaign_id))
 
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         try:
             tenant = current_tenant()
-            cursor = request.cursor
-            while True:
-                terminal, events = await self.co.read_events(
-                    tenant, request.campaign_id, cursor, EVENTS_PER_READ
-                )
-                for event in events:
-                    cursor = event.cursor
-                    yield event_to_proto(request.campaign_id, event)
-                if terminal and not events and not request.keep_open_after_terminal:
-                    return
+            campaign_id = edge.campaign_id(request.campaign_id)
+            cursor = edge.event_cursor(request.cursor)
+            batches = self.co.stream_events(
+                tenant, campaign_id, cursor, request.keep_open_after_terminal
+            )
+            async for batch in batches:
+                for event in batch:
+                    message = self._messages.get((campaign_id, event.cursor))
+                    if message is None:
+                        message = event_to_proto(campaign_id, event)
+                        self._messages.put((campaign_id, event.cursor), message)
+                    yield message
         except asyncio.CancelledError:
             raise
         except grpc.aio.AbortError:
@@ -146,10 +144,10 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def GetResults(self, request: pb.GetResultsRequest, context: Any) -> pb.ResultPage:
-        offset = _page(request.page_token, "page_token")
-        size = _page_size(request.page_size, 500)
+        offset = edge.page_offset(request.page_token)
+        size = edge.page_size(request.page_size, 500, MAX_PAGE)
         record, rows = await self.co.results_page(
-            current_tenant(), request.campaign_id, offset, size + 1
+            current_tenant(), edge.campaign_id(request.campaign_id), offset, size + 1
         )
         more = len(rows) > size
         return pb.ResultPage(
@@ -164,17 +162,16 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def GetReport(self, request: pb.GetReportRequest, context: Any) -> pb.Report:
-        report = await self.co.report(current_tenant(), request.campaign_id)
+        report = await self.co.report(current_tenant(), edge.campaign_id(request.campaign_id))
         return pb.Report(report_json=report.to_json())
 
     @_rpc
     async def ReplayTrial(
         self, request: pb.ReplayTrialRequest, context: Any
     ) -> pb.ReplayTrialResponse:
-        if not request.trial_key:
-            raise NotFoundError("trial", "", "trial_key is empty")
         trial, stored, replayed, same = await self.co.replay(
-            current_tenant(), request.campaign_id, request.trial_key
+            current_tenant(), edge.campaign_id(request.campaign_id),
+            edge.trial_key(request.trial_key),
         )
         return pb.ReplayTrialResponse(
             trial_json=json.dumps(trial), stored_result_json=json.dumps(stored),
@@ -190,13 +187,15 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
             raise ArgumentError("header", "the first message of an upload must be its header")
         header = first.header
         info = await self.co.upload_artifact(
-            current_tenant(), header.sha256, header.size, header.name, _upload_chunks(requests)
+            current_tenant(), edge.digest(header.sha256), header.size,
+            edge.artifact_name(header.name), _upload_chunks(requests),
         )
         return artifact_message(info)
 
     @_rpc
     async def StatArtifact(self, request: pb.StatArtifactRequest, context: Any) -> pb.Artifact:
-        return artifact_message(await self.co.stat_artifact(current_tenant(), request.sha256))
+        digest = edge.digest(request.sha256)
+        return artifact_message(await self.co.stat_artifact(current_tenant(), digest))
 
 
 __all__ = ["FaultlabServicer", "artifact_message", "campaign_message"]

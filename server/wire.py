@@ -16,7 +16,8 @@ from typing import NoReturn
 
 import grpc
 
-from faultlab.errors import FaultlabError
+from faultlab.errors import FaultlabError, ResourceExhaustedError, SpecError
+from faultlab.server.edge import safe_data, safe_text
 
 ERROR_METADATA_KEY = "faultlab-error-bin"
 """Trailing metadata key of the JSON error blob (``-bin``: gRPC sends it as bytes)."""
@@ -29,15 +30,32 @@ def status_code(error: FaultlabError) -> grpc.StatusCode:
     return grpc.StatusCode.__members__.get(error.code, grpc.StatusCode.UNKNOWN)
 
 
+def as_faultlab(exc: BaseException) -> BaseException:
+    """Bad input that surfaced as a Python error, as the faultlab error it stands for."""
+    if isinstance(exc, RecursionError):
+        return SpecError("spec", "nested too deeply")
+    if isinstance(exc, MemoryError):
+        return ResourceExhaustedError("the request needs more memory than the coordinator has")
+    return exc
+
+
+def error_blob(exc: FaultlabError) -> bytes:
+    """The ``faultlab-error-bin`` value: the error's wire data, every string bounded."""
+    wire = exc.wire()
+    wire["message"] = safe_text(exc.message)
+    wire["data"] = safe_data(wire.get("data") or {})
+    return json.dumps(wire).encode()
+
+
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
-    """Ends the RPC with the status of ``exc`` (raises ``grpc.aio.AbortError``)."""
+    """Ends the RPC with the status of ``exc`` (raises ``grpc.aio.AbortError``). The message
+    is always one bounded line of valid UTF-8 (:func:`~faultlab.server.edge.safe_text`)."""
+    exc = as_faultlab(exc)
     if isinstance(exc, FaultlabError):
         code = status_code(exc)
         if code is not grpc.StatusCode.UNKNOWN:
-            blob = json.dumps(exc.wire()).encode()
-            await context.abort(code, exc.message, ((ERROR_METADATA_KEY, blob),))
+            blob = error_blob(exc)
+            await context.abort(code, safe_text(exc.message), ((ERROR_METADATA_KEY, blob),))
     log.exception("unexpected error in RPC", exc_info=exc)
     message = exc.message if isinstance(exc, FaultlabError) else f"{type(exc).__name__}: {exc}"
-    await context.abort(
-        grpc.StatusCode.INTERNAL, message.splitlines()[0] if message else "internal error"
-    )
+    await context.abort(grpc.StatusCode.INTERNAL, safe_text(message) or "internal error")

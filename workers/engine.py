@@ -22,9 +22,11 @@ replay it (fault description, input ids, seed).
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
+import torch
 from pydantic import BaseModel
 
 from faultlab import hashing
@@ -81,6 +83,10 @@ class Engine(abc.ABC, Generic[P]):
     #: artifact came from is provenance, not an outcome.
     provenance_fields: ClassVar[frozenset[str]] = frozenset()
 
+    #: Whether ``run_shard`` sends live records (:func:`faultlab.workers.progress.emit`);
+    #: the coordinator opens a progress channel only for such engines.
+    streams_progress: ClassVar[bool] = False
+
     def params(self, spec: CampaignSpec) -> P:
         """``spec.params``, typed as this engine's params model."""
         params = spec.params
@@ -92,6 +98,11 @@ class Engine(abc.ABC, Generic[P]):
                 [self.kind],
             )
         return params
+
+    def to_device(self, context: Any, device: torch.device) -> Any:
+        """``context`` with its tensors and modules on ``device`` (called once per worker and
+        campaign); the default keeps the context where ``prepare`` built it (on the CPU)."""
+        return context
 
     def validate(self, spec: CampaignSpec) -> None:  # noqa: B027 - optional hook
         """Deep checks needing the model's structure; the default has none."""
@@ -173,3 +184,54 @@ class Engine(abc.ABC, Generic[P]):
         if isinstance(value, list):
             return [self._outcome(v) for v in value]
         return value
+
+
+def shard_device() -> torch.device:
+    """The device Ray assigned to this task: its first GPU when Ray gave it one and CUDA is
+    usable here, else the CPU. (Ray sets ``CUDA_VISIBLE_DEVICES`` to the task's GPUs, so the
+    task's first GPU is always ``cuda:0`` inside the worker.)"""
+    try:
+        import ray
+
+        gpus = ray.get_gpu_ids() if ray.is_initialized() else []
+    except Exception:  # noqa: BLE001 - outside a Ray worker: no GPU was assigned
+        gpus = []
+    if gpus and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def configure_device(device: torch.device, allow_tf32: bool) -> None:
+    """Numerics of the shards on ``device``: TF32 matmuls/convolutions only when the spec
+    allows them (``execution.allow_tf32``), deterministic algorithms where torch has them
+    (cuDNN autotuning off, deterministic cuBLAS workspaces; ``warn_only`` for the ops without
+    a deterministic kernel)."""
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def move_to(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor and module inside it on ``device``: tensors, modules,
+    dicts, lists, tuples and dataclasses are walked; anything else is kept as it is.
+    Modules move in place (``Module.to``); a tensor already there is returned unchanged."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, torch.nn.Module):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: move_to(v, device) for k, v in value.items()}
+    if isinstance(value, list):
+        return [move_to(v, device) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(move_to(v, device) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: move_to(getattr(value, f.name), device)
+                   for f in fields(value) if f.init}
+        return replace(value, **changes)
+    return value

@@ -61,12 +61,14 @@ class Campaign(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[CampaignState, str]] = ..., owner: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec_hash: _Optional[str] = ..., seed: _Optional[int] = ..., code_version: _Optional[str] = ..., trials_total: _Optional[int] = ..., trials_done: _Optional[int] = ..., trials_cached: _Optional[int] = ..., trials_failed: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., error: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SubmitCampaignRequest(_message.Message):
-    __slots__ = ("spec", "request_id")
+    __slots__ = ("spec", "request_id", "validate_only")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     spec: str
     request_id: str
-    def __init__(self, spec: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, spec: _Optional[str] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class GetCampaignRequest(_message.Message):
     __slots__ = ("campaign_id",)
@@ -107,7 +109,7 @@ class StreamEventsRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., cursor: _Optional[str] = ..., keep_open_after_terminal: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("cursor", "campaign_id", "time", "state", "progress", "trial", "log")
+    __slots__ = ("cursor", "campaign_id", "time", "state", "progress", "trial", "log", "curve")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +117,7 @@ class Event(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     TRIAL_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
+    CURVE_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     campaign_id: str
     time: float
@@ -122,7 +125,16 @@ class Event(_message.Message):
     progress: Progress
     trial: TrialDone
     log: LogLine
-    def __init__(self, cursor: _Optional[str] = ..., campaign_id: _Optional[str] = ..., time: _Optional[float] = ..., state: _Optional[_Union[StateChange, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., trial: _Optional[_Union[TrialDone, _Mapping]] = ..., log: _Optional[_Union[LogLine, _Mapping]] = ...) -> None: ...
+    curve: CurvePoint
+    def __init__(self, cursor: _Optional[str] = ..., campaign_id: _Optional[str] = ..., time: _Optional[float] = ..., state: _Optional[_Union[StateChange, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., trial: _Optional[_Union[TrialDone, _Mapping]] = ..., log: _Optional[_Union[LogLine, _Mapping]] = ..., curve: _Optional[_Union[CurvePoint, _Mapping]] = ...) -> None: ...
+
+class CurvePoint(_message.Message):
+    __slots__ = ("key", "point_json")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    POINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    point_json: str
+    def __init__(self, key: _Optional[str] = ..., point_json: _Optional[str] = ...) -> None: ...
 
 class StateChange(_message.Message):
     __slots__ = ("state", "message")

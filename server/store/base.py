@@ -30,6 +30,18 @@ Rules every backend keeps:
   artifact over ``max_bytes`` or a tenant over ``quota_bytes`` with a
   :class:`~faultlab.errors.ResourceExhaustedError` naming the limit, and makes the record
   visible in one atomic step (a half-written artifact is never seen).
+* **Final states fence trial writes.** ``add_trials``, ``mark_running``, ``mark_failed`` and
+  ``record_results`` check, in the same transaction or script, that the campaign is still
+  QUEUED or RUNNING, and write nothing otherwise: once terminal, no trial, result, trial event
+  or progress event is recorded.
+* **Atomic per-tenant limit.** ``create_campaign(record, max_active=N)`` counts the owner's
+  non-terminal campaigns and inserts in one atomic step, raising
+  :class:`~faultlab.errors.ResourceExhaustedError` at the limit.
+* **Coordinator lease and fencing.** ``acquire_lease`` gives one holder at a time a lease
+  (SQLite lock row / Redis key with a TTL) and a fencing token that grows with every change
+  of holder; every later write of *this* store object checks, in its own transaction or
+  script, that the token is still the store's, else raises :class:`LeaseLostError`. A store
+  that never took a lease writes unfenced (tools, tests); Redis artifacts are not fenced.
 * **Unreachable backend** raises :class:`~faultlab.errors.UnavailableError`.
 """
 
@@ -41,7 +53,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from faultlab.errors import ArgumentError, ResourceExhaustedError
+from faultlab.errors import ArgumentError, FailedPreconditionError, ResourceExhaustedError
 from faultlab.events import CampaignEvent, StoredEvent
 from faultlab.spec import is_digest
 from faultlab.states import CampaignState, TrialState
@@ -76,6 +88,29 @@ class CampaignRecord:
 
     def with_(self, **changes: Any) -> CampaignRecord:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The coordinator lease on a store, as stored."""
+
+    holder: str
+    token: int
+    """Fencing token: grows by one each time the lease changes hands."""
+    expires: float
+    """Wall-clock time when the lease lapses unless renewed."""
+
+
+class LeaseLostError(FailedPreconditionError):
+    """A write by a coordinator whose lease on the store another coordinator has taken."""
+
+
+def active_limit_reached(owner: str, limit: int) -> ResourceExhaustedError:
+    """The error of a submission over the tenant's limit of non-terminal campaigns."""
+    return ResourceExhaustedError(
+        f"tenant {owner!r} already has {limit} active campaigns; wait for one to finish or "
+        "cancel one"
+    )
 
 
 @dataclass(frozen=True)
@@ -174,13 +209,20 @@ def leavable_states(expected: Collection[CampaignState]) -> list[str]:
 class Store(abc.ABC):
     """Persistence for the coordinator. Methods are synchronous and thread-safe."""
 
+    fence_token: int = 0
+    """The lease token this store object fences its writes with (0: unfenced)."""
+
     # --- campaigns -------------------------------------------------------------------
     @abc.abstractmethod
-    def create_campaign(self, record: CampaignRecord) -> tuple[CampaignRecord, bool]:
+    def create_campaign(
+        self, record: CampaignRecord, max_active: int | None = None
+    ) -> tuple[CampaignRecord, bool]:
         """Inserts a QUEUED campaign and its ``state`` event.
 
         Idempotent on ``(owner, request_id)`` when ``request_id`` is non-empty: a second
-        call returns the first campaign and ``False``.
+        call returns the first campaign and ``False`` (before any limit is checked). With
+        ``max_active``, raises :func:`active_limit_reached` when the owner already has that
+        many non-terminal campaigns, counted in the same atomic step as the insert.
         """
 
     @abc.abstractmethod
@@ -311,6 +353,28 @@ class Store(abc.ABC):
     def read_artifact(self, owner: str, digest: str) -> bytes:
         """The content of ``owner``'s artifact; NotFoundError("artifact", digest) otherwise."""
 
+    # --- coordinator lease -----------------------------------------------------------
+    @abc.abstractmethod
+    def acquire_lease(self, holder: str, ttl: float, *, steal: bool = False) -> int:
+        """Takes the lease for ``ttl`` seconds and fences this store's writes with it.
+
+        Returns the new fencing token, or 0 (nothing written) while another holder's lease is
+        live, unless ``steal`` (its holder is known to be dead).
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        """Extends the lease by ``ttl`` seconds from now; False once another holder took it
+        (a lapsed lease nobody took is renewed: its token is still the store's)."""
+
+    @abc.abstractmethod
+    def lease(self) -> Lease | None:
+        """The live lease, or None when none is held."""
+
+    @abc.abstractmethod
+    def release_lease(self, token: int) -> None:
+        """Ends the lease if ``token`` still holds it (the token only ever grows)."""
+
     # --- lifecycle -------------------------------------------------------------------
     @abc.abstractmethod
     def ping(self) -> None:
@@ -322,8 +386,6 @@ class Store(abc.ABC):
 
 def open_store(url: str) -> Store:
     """``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``redis://host:port/db[?prefix=p]``."""
-    from faultlab.errors import ArgumentError
-
     if url.startswith("sqlite://"):
         from faultlab.server.store.sqlite import SqliteStore
 

@@ -22,6 +22,8 @@ Layout (``P`` = prefix, ``ID`` = campaign id):
   ``time`` and ``data`` (JSON).
 * ``P:artifacts:OWNER``, ``P:artifact_usage``, ``P:blob:BLOB`` — uploaded artifacts
   (``redis_artifacts.py``).
+* ``P:lease`` / ``P:lease_token`` — the coordinator lease and its fencing-token counter
+  (``redis_fencing.py``, which also holds the event reads and appends).
 
 Atomicity: every write that touches more than one key is one Lua script
 (``redis_scripts.py``), which Redis runs with no other command interleaved. (Redis does not
@@ -34,11 +36,9 @@ transition into a reported failure, so a dropped connection surfaces as
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,14 +46,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from faultlab.errors import ArgumentError, UnavailableError
-from faultlab.events import CampaignEvent, StateEvent, StoredEvent, decode_event, encode_event
+from faultlab.events import StateEvent, encode_event
 from faultlab.server.store import redis_scripts as lua
 from faultlab.server.store.base import (
     CampaignRecord,
     ResultItem,
     Store,
     TrialRow,
+    active_limit_reached,
     leavable_states,
 )
 from faultlab.server.store.redis_artifacts import RedisArtifacts
@@ -63,22 +63,18 @@ from faultlab.server.store.redis_codec import (
     redacted,
     trial_row,
 )
+from faultlab.server.store.redis_fencing import RedisFencing
 from faultlab.states import CampaignState, TrialState
 
 DEFAULT_PREFIX = "faultlab"
 _CONNECT_TIMEOUT_S = 2.0
 _SOCKET_TIMEOUT_S = 10.0
-# A blocking XREAD must end before the socket timeout; longer waits loop.
-_MAX_BLOCK_S = 5.0
-_CURSOR = re.compile(r"\d+(-\d+)?")
 
-# Reply shapes with ``decode_responses=True`` (redis-py types them as bytes | str).
+# Reply shape with ``decode_responses=True`` (redis-py types it as bytes | str).
 _Hash = dict[str, str]
-_StreamReply = list[tuple[str, list[tuple[str, _Hash]]]]
 
 
-
-class RedisStore(RedisArtifacts, Store):
+class RedisStore(RedisFencing, RedisArtifacts, Store):
     """The store in one Redis database, under a key prefix (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
@@ -96,15 +92,17 @@ class RedisStore(RedisArtifacts, Store):
             socket_timeout=_SOCKET_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
         )
-        self._create = self._redis.register_script(lua.CREATE)
-        self._transition = self._redis.register_script(lua.TRANSITION)
-        self._set_meta = self._redis.register_script(lua.SET_META)
-        self._add_trials = self._redis.register_script(lua.ADD_TRIALS)
-        self._mark_running = self._redis.register_script(lua.MARK_RUNNING)
-        self._mark_failed = self._redis.register_script(lua.MARK_FAILED)
-        self._reset_running = self._redis.register_script(lua.RESET_RUNNING)
-        self._record_results = self._redis.register_script(lua.RECORD_RESULTS)
+        script = self._redis.register_script
+        self._create = script(lua.fenced(lua.CREATE))
+        self._transition = script(lua.fenced(lua.TRANSITION))
+        self._set_meta = script(lua.fenced(lua.SET_META))
+        self._add_trials = script(lua.fenced(lua.ADD_TRIALS, active_only=True))
+        self._mark_running = script(lua.fenced(lua.MARK_RUNNING, active_only=True))
+        self._mark_failed = script(lua.fenced(lua.MARK_FAILED, active_only=True))
+        self._reset_running = script(lua.fenced(lua.RESET_RUNNING))
+        self._record_results = script(lua.fenced(lua.RECORD_RESULTS, active_only=True))
         self._open_artifacts(client_url, _CONNECT_TIMEOUT_S, _SOCKET_TIMEOUT_S)
+        self._open_fencing(client_url, _CONNECT_TIMEOUT_S, _SOCKET_TIMEOUT_S)
 
     # --- keys ------------------------------------------------------------------------
     def _campaign_key(self, campaign_id: str, part: str = "") -> str:
@@ -114,15 +112,10 @@ class RedisStore(RedisArtifacts, Store):
     def _result_key(self, key: str) -> str:
         return f"{self.prefix}:result:{key}"
 
-    @contextlib.contextmanager
-    def _reachable(self) -> Iterator[None]:
-        try:
-            yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise UnavailableError(f"Redis store at {self.url} is unreachable: {exc}") from exc
-
     # --- campaigns -------------------------------------------------------------------
-    def create_campaign(self, record: CampaignRecord) -> tuple[CampaignRecord, bool]:
+    def create_campaign(
+        self, record: CampaignRecord, max_active: int | None = None
+    ) -> tuple[CampaignRecord, bool]:
         now = time.time()
         record = record.with_(
             state=CampaignState.QUEUED,
@@ -136,28 +129,28 @@ class RedisStore(RedisArtifacts, Store):
         )
         event = encode_event(StateEvent(record.state))
         flat = [x for pair in encode_campaign(record).items() for x in pair]
-        with self._reachable():
-            created, campaign_id = self._create(
-                keys=[
-                    self._campaign_key(record.id),
-                    f"{self.prefix}:campaigns",
-                    f"{self.prefix}:owner:{record.owner}",
-                    f"{self.prefix}:active",
-                    f"{self.prefix}:requests:{record.owner}",
-                    self._campaign_key(record.id, "events"),
-                ],
-                args=[
-                    record.id,
-                    record.request_id,
-                    repr(record.created_at),
-                    repr(now),
-                    event,
-                    *flat,
-                ],
-            )
-            if created:
-                return record, True
-            existing = self.get_campaign(campaign_id)
+        created, campaign_id = self._run(
+            self._create,
+            [
+                self._campaign_key(record.id),
+                f"{self.prefix}:campaigns",
+                f"{self.prefix}:owner:{record.owner}",
+                f"{self.prefix}:active",
+                f"{self.prefix}:requests:{record.owner}",
+                self._campaign_key(record.id, "events"),
+            ],
+            [
+                record.id, record.request_id, repr(record.created_at), repr(now), event,
+                record.owner, "" if max_active is None else str(max_active),
+                f"{self.prefix}:campaign:", *flat,
+            ],
+        )
+        if created == 1:
+            return record, True
+        if created == -1:
+            assert max_active is not None  # the script counts only when given a limit
+            raise active_limit_reached(record.owner, max_active)
+        existing = self.get_campaign(campaign_id)
         assert existing is not None  # campaigns are never deleted
         return existing, False
 
@@ -205,30 +198,22 @@ class RedisStore(RedisArtifacts, Store):
             return False
         now = time.time()
         event = encode_event(StateEvent(new, message))
-        with self._reachable():
-            changed = self._transition(
-                keys=[
-                    self._campaign_key(campaign_id),
-                    f"{self.prefix}:active",
-                    self._campaign_key(campaign_id, "events"),
-                ],
-                args=[
-                    campaign_id,
-                    new.value,
-                    error,
-                    repr(now),
-                    event,
-                    "1" if new.is_terminal() else "0",
-                    *states,
-                ],
-            )
+        changed = self._run(
+            self._transition,
+            [
+                self._campaign_key(campaign_id),
+                f"{self.prefix}:active",
+                self._campaign_key(campaign_id, "events"),
+            ],
+            [
+                campaign_id, new.value, error, repr(now), event,
+                "1" if new.is_terminal() else "0", *states,
+            ],
+        )
         return bool(changed)
 
     def set_meta(self, campaign_id: str, meta_json: str) -> None:
-        with self._reachable():
-            self._set_meta(
-                keys=[self._campaign_key(campaign_id)], args=[meta_json, repr(time.time())]
-            )
+        self._run(self._set_meta, [self._campaign_key(campaign_id)], [meta_json, repr(time.time())])
 
     # --- trials ----------------------------------------------------------------------
     def add_trials(
@@ -237,15 +222,15 @@ class RedisStore(RedisArtifacts, Store):
         if not trials:
             return 0
         flat = [x for key, trial in trials for x in (key, json.dumps(trial))]
-        with self._reachable():
-            added = self._add_trials(
-                keys=[
-                    self._campaign_key(campaign_id),
-                    self._campaign_key(campaign_id, "trials"),
-                    self._campaign_key(campaign_id, "trial_data"),
-                ],
-                args=[round_index, repr(time.time()), *flat],
-            )
+        added = self._run(
+            self._add_trials,
+            [
+                self._campaign_key(campaign_id),
+                self._campaign_key(campaign_id, "trials"),
+                self._campaign_key(campaign_id, "trial_data"),
+            ],
+            [round_index, repr(time.time()), *flat],
+        )
         return int(added)
 
     def _trial_rows(self, campaign_id: str) -> list[TrialRow]:
@@ -283,24 +268,23 @@ class RedisStore(RedisArtifacts, Store):
     def mark_running(self, campaign_id: str, keys: Sequence[str]) -> None:
         if not keys:
             return
-        with self._reachable():
-            self._mark_running(
-                keys=[self._campaign_key(campaign_id), self._campaign_key(campaign_id, "trials")],
-                args=list(keys),
-            )
+        self._run(
+            self._mark_running,
+            [self._campaign_key(campaign_id), self._campaign_key(campaign_id, "trials")],
+            list(keys),
+        )
 
     def mark_failed(self, campaign_id: str, keys: Sequence[str], error: str) -> None:
         if not keys:
             return
-        with self._reachable():
-            self._mark_failed(
-                keys=[self._campaign_key(campaign_id), self._campaign_key(campaign_id, "trials")],
-                args=[error, repr(time.time()), *keys],
-            )
+        self._run(
+            self._mark_failed,
+            [self._campaign_key(campaign_id), self._campaign_key(campaign_id, "trials")],
+            [error, repr(time.time()), *keys],
+        )
 
     def reset_running(self, campaign_id: str) -> int:
-        with self._reachable():
-            reset = self._reset_running(keys=[self._campaign_key(campaign_id, "trials")])
+        reset = self._run(self._reset_running, [self._campaign_key(campaign_id, "trials")], [])
         return int(reset)
 
     # --- results ---------------------------------------------------------------------
@@ -317,18 +301,18 @@ class RedisStore(RedisArtifacts, Store):
         args: list[str] = [repr(time.time())]
         for item in items:
             args += [item.key, json.dumps(item.result), "1" if item.cached else "0"]
-        with self._reachable():
-            new = self._record_results(
-                keys=[
-                    self._campaign_key(campaign_id),
-                    self._campaign_key(campaign_id, "trials"),
-                    self._campaign_key(campaign_id, "trial_data"),
-                    self._campaign_key(campaign_id, "events"),
-                    self._campaign_key(campaign_id, "done"),
-                    *(self._result_key(item.key) for item in items),
-                ],
-                args=args,
-            )
+        new = self._run(
+            self._record_results,
+            [
+                self._campaign_key(campaign_id),
+                self._campaign_key(campaign_id, "trials"),
+                self._campaign_key(campaign_id, "trial_data"),
+                self._campaign_key(campaign_id, "events"),
+                self._campaign_key(campaign_id, "done"),
+                *(self._result_key(item.key) for item in items),
+            ],
+            args,
+        )
         return int(new)
 
     def campaign_results(
@@ -354,42 +338,6 @@ class RedisStore(RedisArtifacts, Store):
             for key, state, trial, result in zip(keys, states, data, results, strict=True)
         ]
 
-    # --- events ----------------------------------------------------------------------
-    def append_event(self, campaign_id: str, event: CampaignEvent) -> str:
-        with self._reachable():
-            cursor = self._redis.xadd(
-                self._campaign_key(campaign_id, "events"),
-                {"time": repr(time.time()), "data": encode_event(event)},
-            )
-        return str(cursor)
-
-    def read_events(
-        self, campaign_id: str, after: str = "", limit: int = 500, timeout: float = 0.0
-    ) -> list[StoredEvent]:
-        if after and not _CURSOR.fullmatch(after):
-            raise ArgumentError("cursor", f"{after!r} is not an event cursor of this store")
-        stream = self._campaign_key(campaign_id, "events")
-        deadline = time.monotonic() + timeout
-        with self._reachable():
-            while True:
-                block_ms = int(min(deadline - time.monotonic(), _MAX_BLOCK_S) * 1000)
-                # BLOCK 0 would wait forever: a wait that has run out reads without blocking.
-                reply = cast(
-                    _StreamReply,
-                    self._redis.xread(
-                        {stream: after or "0-0"},
-                        count=max(limit, 1),
-                        block=block_ms if block_ms > 0 else None,
-                    ),
-                )
-                if reply or block_ms <= 0:
-                    break
-        entries = reply[0][1] if reply else []
-        return [
-            StoredEvent(entry_id, float(fields["time"]), decode_event(fields["data"]))
-            for entry_id, fields in entries
-        ]
-
     # --- lifecycle -------------------------------------------------------------------
     def ping(self) -> None:
         with self._reachable():
@@ -398,3 +346,4 @@ class RedisStore(RedisArtifacts, Store):
     def close(self) -> None:
         self._redis.close()
         self._close_artifacts()
+        self._close_fencing()

@@ -5,17 +5,52 @@ Redis runs a script with no other command interleaved, so each is atomic. The ``
 and :meth:`faultlab.events.ProgressEvent.to_dict` encode them (the store contract test decodes
 them with :func:`faultlab.events.decode_event`). Trial and result JSON are spliced in as text,
 never decoded in Lua (cjson would round floats to 14 digits).
+
+Every write script is run :func:`fenced`: its first key is the lease-token counter and its
+first argument this coordinator's token (``0``: unfenced); the preamble removes both, so the
+key and argument numbers below are those of the script's own body. Trial writes also do
+nothing once the campaign is terminal (:data:`ACTIVE_ONLY`).
 """
 
+FENCE = """
+local fence_key = table.remove(KEYS, 1)
+local fence = table.remove(ARGV, 1)
+if fence ~= '0' and redis.call('GET', fence_key) ~= fence then
+  return redis.error_reply('FENCED the lease token is now ' ..
+    tostring(redis.call('GET', fence_key)))
+end
+"""
+
+# KEYS[1] is the campaign hash in every script that uses it.
+ACTIVE_ONLY = """
+local campaign_state = redis.call('HGET', KEYS[1], 'state')
+if campaign_state ~= 'QUEUED' and campaign_state ~= 'RUNNING' then return 0 end
+"""
+
+
+def fenced(body: str, *, active_only: bool = False) -> str:
+    """``body`` behind the lease fence (and, for trial writes, the active-campaign check)."""
+    return FENCE + (ACTIVE_ONLY if active_only else "") + body
+
+
 # KEYS: campaign, campaigns, owner, active, requests, events
-# ARGV: id, request_id, created_at, time, state event JSON, field, value, ...
+# ARGV: id, request_id, created_at, time, state event JSON, owner, max active ('' = none),
+#       campaign key prefix (``P:campaign:``), field, value, ...
+# Returns {1, id} when created, {0, existing id}, or {-1, active count} at the limit.
 CREATE = """
 if ARGV[2] ~= '' then
   local existing = redis.call('HGET', KEYS[5], ARGV[2])
   if existing then return {0, existing} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[7] ~= '' then
+  local count = 0
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    if redis.call('HGET', ARGV[8] .. id, 'owner') == ARGV[6] then count = count + 1 end
+  end
+  if count >= tonumber(ARGV[7]) then return {-1, tostring(count)} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
@@ -39,6 +74,35 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 if ARGV[6] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 redis.call('XADD', KEYS[3], '*', 'time', ARGV[4], 'data', ARGV[5])
 return 1
+"""
+
+# KEYS: events; ARGV: time, event JSON
+APPEND_EVENT = """
+return redis.call('XADD', KEYS[1], '*', 'time', ARGV[1], 'data', ARGV[2])
+"""
+
+# KEYS: lease, lease token counter; ARGV: holder, ttl ms, '1' to steal
+ACQUIRE_LEASE = """
+local current = redis.call('GET', KEYS[1])
+if current and ARGV[3] ~= '1' and string.match(current, '^%d+ (.*)$') ~= ARGV[1] then
+  return 0
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return token
+"""
+
+# KEYS: lease, lease token counter; ARGV: holder, token, ttl ms
+RENEW_LEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS: lease, lease token counter; ARGV: token
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS: campaign; ARGV: meta JSON, time

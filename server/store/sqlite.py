@@ -14,13 +14,16 @@ Layout (one database file, WAL journal):
 * ``events`` — ``seq INTEGER PRIMARY KEY AUTOINCREMENT``; the cursor is ``str(seq)``.
   AUTOINCREMENT guarantees a sequence number is never reused, so cursors stay valid.
 * ``artifacts`` / ``artifact_chunks`` — uploaded files in chunks (``sqlite_artifacts.py``).
+* ``lease`` — the one coordinator lease row (``sqlite_lease.py``): every write transaction of
+  a store that holds a lease first checks that the row's token is still its own.
 
 Atomicity: one connection guarded by a lock; every write runs inside ``BEGIN IMMEDIATE``
 … ``COMMIT``, so a result, its trial's DONE state, the counters and the events land together
 or not at all — also when the process is killed with ``kill -9`` mid-write (the WAL rolls
 the torn transaction back on the next open, by this or another process). ``synchronous =
 NORMAL`` keeps every committed transaction across a process crash; only a power loss can
-drop the last few, never corrupt the file.
+drop the last few, never corrupt the file. A reader waiting for events wakes as soon as a
+write of this process commits (a condition variable), and polls for other processes' writes.
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ from typing import Any
 
 from faultlab.errors import ArgumentError, UnavailableError
 from faultlab.events import CampaignEvent, StateEvent, StoredEvent
-from faultlab.server.store import sqlite_trials
+from faultlab.server.store import sqlite_lease, sqlite_trials
 from faultlab.server.store.base import (
     ArtifactInfo,
     CampaignRecord,
+    Lease,
     ResultItem,
     Store,
     TrialRow,
+    active_limit_reached,
     leavable_states,
 )
 from faultlab.server.store.sqlite_artifacts import ARTIFACT_SCHEMA, SqliteArtifacts
@@ -69,6 +74,7 @@ class SqliteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._committed = threading.Condition()
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,7 @@ class SqliteStore(Store):
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA + ARTIFACT_SCHEMA)
+            self._db.executescript(SCHEMA + ARTIFACT_SCHEMA + sqlite_lease.LEASE_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise UnavailableError(f"cannot open SQLite store {path!r}: {exc}") from exc
         self._artifacts = SqliteArtifacts(self._reading, self._writing)
@@ -91,11 +97,14 @@ class SqliteStore(Store):
             yield self._db
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back on any error."""
+    def _writing(self, fenced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, fenced by this store's lease token; rolled back on any
+        error."""
         with self._lock, self._mapped_errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if fenced and self.fence_token:
+                    sqlite_lease.check_fence(self._db, self.fence_token)
                 yield self._db
             except BaseException:
                 # Some errors (SQLITE_FULL, SQLITE_IOERR) already rolled the transaction back.
@@ -103,6 +112,8 @@ class SqliteStore(Store):
                     self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        with self._committed:
+            self._committed.notify_all()
 
     @contextlib.contextmanager
     def _mapped_errors(self) -> Iterator[None]:
@@ -115,7 +126,9 @@ class SqliteStore(Store):
             raise
 
     # --- campaigns -------------------------------------------------------------------
-    def create_campaign(self, record: CampaignRecord) -> tuple[CampaignRecord, bool]:
+    def create_campaign(
+        self, record: CampaignRecord, max_active: int | None = None
+    ) -> tuple[CampaignRecord, bool]:
         now = time.time()
         record = record.with_(
             state=CampaignState.QUEUED,
@@ -135,6 +148,8 @@ class SqliteStore(Store):
             ).fetchone()
             if existing is not None:
                 return campaign_record(existing), False
+            if max_active is not None:
+                self._check_active(db, record.owner, max_active)
             db.execute(
                 f"INSERT INTO campaigns ({CAMPAIGN_COLUMNS}) VALUES ({placeholders(18)})",
                 (
@@ -147,6 +162,17 @@ class SqliteStore(Store):
             )  # fmt: skip
             append_event(db, record.id, now, StateEvent(CampaignState.QUEUED))
         return record, True
+
+    @staticmethod
+    def _check_active(db: sqlite3.Connection, owner: str, limit: int) -> None:
+        states = [s.value for s in ACTIVE_STATES]
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM campaigns WHERE owner = ? "
+            f"AND state IN ({placeholders(len(states))})",
+            (owner, *states),
+        ).fetchone()
+        if count >= limit:
+            raise active_limit_reached(owner, limit)
 
     def get_campaign(self, campaign_id: str) -> CampaignRecord | None:
         with self._reading() as db:
@@ -317,9 +343,11 @@ class SqliteStore(Store):
                     "WHERE campaign_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                     (campaign_id, after_seq, max(limit, 1)),
                 ).fetchall()
-            if rows or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if rows or remaining <= 0:
                 return [stored_event(r) for r in rows]
-            time.sleep(_POLL_INTERVAL_S)
+            with self._committed:
+                self._committed.wait(min(remaining, _POLL_INTERVAL_S))
 
     # --- artifacts -------------------------------------------------------------------
     def put_artifact(
@@ -334,6 +362,26 @@ class SqliteStore(Store):
 
     def read_artifact(self, owner: str, digest: str) -> bytes:
         return self._artifacts.read(owner, digest)
+
+    # --- coordinator lease -----------------------------------------------------------
+    def acquire_lease(self, holder: str, ttl: float, *, steal: bool = False) -> int:
+        with self._writing(fenced=False) as db:
+            token = sqlite_lease.acquire(db, holder, ttl, steal, time.time())
+        if token:
+            self.fence_token = token
+        return token
+
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        with self._writing(fenced=False) as db:
+            return sqlite_lease.renew(db, holder, token, ttl, time.time())
+
+    def lease(self) -> Lease | None:
+        with self._reading() as db:
+            return sqlite_lease.current(db, time.time())
+
+    def release_lease(self, token: int) -> None:
+        with self._writing(fenced=False) as db:
+            sqlite_lease.release(db, token)
 
     # --- lifecycle -------------------------------------------------------------------
     def ping(self) -> None:

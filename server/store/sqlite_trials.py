@@ -1,7 +1,8 @@
 """SQLite store: the trial-state writes, each run inside the caller's ``BEGIN IMMEDIATE``.
 
 :class:`~faultlab.server.store.sqlite.SqliteStore` owns the connection, the lock and the
-transaction; these functions hold the statements, so one write is one transaction.
+transaction; these functions hold the statements, so one write is one transaction. Each
+writes nothing once the campaign is terminal (checked in the same transaction).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 from faultlab.events import ProgressEvent, TrialEvent
 from faultlab.server.store.base import ResultItem
 from faultlab.server.store.sqlite_schema import append_event
-from faultlab.states import TrialState
+from faultlab.states import ACTIVE_STATES, TrialState
+
+_ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+
+
+def _active(db: sqlite3.Connection, campaign_id: str) -> bool:
+    """Whether the campaign exists and is not terminal (trial writes are fenced on it)."""
+    row = db.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    return row is not None and row["state"] in _ACTIVE
 
 
 def add_trials(
@@ -24,7 +33,7 @@ def add_trials(
     round_index: int,
     trials: Sequence[tuple[str, dict[str, Any]]],
 ) -> int:
-    if db.execute("SELECT 1 FROM campaigns WHERE id = ?", (campaign_id,)).fetchone() is None:
+    if not _active(db, campaign_id):
         return 0
     (next_index,) = db.execute(
         "SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE campaign_id = ?", (campaign_id,)
@@ -57,6 +66,8 @@ def _state(db: sqlite3.Connection, campaign_id: str, key: str) -> str | None:
 
 
 def mark_running(db: sqlite3.Connection, campaign_id: str, keys: Sequence[str]) -> None:
+    if not _active(db, campaign_id):
+        return
     retried = 0
     for key in keys:
         state = _state(db, campaign_id, key)
@@ -78,6 +89,8 @@ def mark_running(db: sqlite3.Connection, campaign_id: str, keys: Sequence[str]) 
 def mark_failed(
     db: sqlite3.Connection, campaign_id: str, keys: Sequence[str], error: str
 ) -> None:
+    if not _active(db, campaign_id):
+        return
     newly_failed = 0
     for key in keys:
         state = _state(db, campaign_id, key)
@@ -124,6 +137,8 @@ def _record_one(
 
 
 def record_results(db: sqlite3.Connection, campaign_id: str, items: Sequence[ResultItem]) -> int:
+    if not _active(db, campaign_id):
+        return 0
     now = time.time()
     new = cached = retried = 0
     for item in items:

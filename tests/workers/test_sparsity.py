@@ -134,6 +134,7 @@ def test_small_sweep_end_to_end(tmp_path: object) -> None:
     json.dumps(report.to_dict())
     assert {p.name for p in report.save_plots(tmp_path)} == {
         "accuracy_vs_sparsity.png",
+        "speedup.png",
         "sensitivity_heatmap.png",
     }
     # Replay: a cell and a sensitivity trial reproduce their stored outcome (timings aside).

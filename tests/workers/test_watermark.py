@@ -95,19 +95,17 @@ def test_null_rates_per_rule() -> None:
         "estimated", 10, [0, 0, 40], 100, confidence=0.99, floor=0.0
     ).p0 == pytest.approx(0.4)
     assert null_rate("estimated", 10, [], 100, confidence=0.99, floor=0.0).source == "fallback"
-    # Backup labels are a random derangement: no key-blind model beats 1/(K-1) in expectation.
-    assert null_rate(
-        "derangement", 10, [0] * 10, 100, confidence=0.99, floor=0.01
-    ).p0 == pytest.approx(1 / 9)
-    assert null_rate("derangement", 10, [30], 100, confidence=0.99, floor=0.01).p0 == pytest.approx(
-        0.3
-    )
+    # Backup labels are drawn per trigger among the K-1 other classes: no key-blind model
+    # matches a trigger with probability above 1/(K-1), whatever null models did.
+    blind = null_rate("key_blind", 10, [30], 100, confidence=0.99, floor=0.01)
+    assert blind.p0 == pytest.approx(1 / 9) and blind.exact
+    assert not none.exact and none.false_claim_bound(1e-3) == pytest.approx(1 / 11)
 
 
 def test_bonferroni_and_dropped_class() -> None:
     nulls = {
         "primary": null_rate("estimated", 10, [0] * 10, 100, confidence=0.99, floor=0.01),
-        "backup": null_rate("derangement", 10, [2] * 10, 100, confidence=0.99, floor=0.01),
+        "backup": null_rate("key_blind", 10, [2] * 10, 100, confidence=0.99, floor=0.01),
     }
     both = Evidence(n=100, primary=90, backup=80, num_outputs=11)
     p, rule = ownership_p_value(both, nulls)
@@ -285,7 +283,7 @@ def test_end_to_end_sweep_on_digits(tmp_path: Path) -> None:
     assert set(adi["source"]) == {"uniform"} and set(adi["p0"]) == {0.1}
     frequency_nulls = calibration[calibration["scheme"] == "frequency"]
     assert set(frequency_nulls["rule"]) == {"primary", "backup"}
-    assert set(frequency_nulls["source"]) == {"estimated", "derangement"}
+    assert set(frequency_nulls["source"]) == {"estimated", "key_blind"}
     assert len(report.table("null_models")) == 3 * 6
     assert report.summary["false_claims"] == 0
     cells = report.table("cells")
@@ -303,7 +301,7 @@ def test_end_to_end_sweep_on_digits(tmp_path: Path) -> None:
     assert report.summary["embed_reuse"] is True
     assert report.table("sensitivity")["seeds"].iloc[0] == 2
     report_json = json.loads(report.to_json())
-    assert report_json["provenance"]["engine_version"] == "1"
+    assert report_json["provenance"]["engine_version"] == "2"
     paths = {p.name for p in report.save_plots(tmp_path)}
     assert {"sensitivity_map.png", "robustness_prune.png", "tradeoff.png"} <= paths
     engine = get_engine("watermark")

@@ -1,23 +1,28 @@
-"""From trial records to the fault campaign's report (tables with Wilson CIs, summary).
+"""From trial records to the fault campaign's report (tables with CIs, summary).
 
-Rates of a single stratum use the Wilson score interval (with the finite-population
-correction: an enumerated stratum is exact). A row that merges several strata (a layer over
-its bits, a bit over layers, a whole model) is a *stratified* estimate, strata weighted by the
-size of their fault space (:func:`~faultlab.workers.faults.planning.stratified_interval`).
-Uniform campaigns (PyTorchFI-style random injection) are self-weighting: pooled Wilson
-intervals. The adaptive planner stops on exactly these intervals.
+Every campaign-level figure weights its strata by their fault-space size (rates, accuracy
+under fault, per-input and per-degree rates), the estimators of
+:mod:`~faultlab.workers.faults.estimates`: a single stratum uses Wilson's interval with the
+finite-population correction (exact only for an enumerated stratum); several strata the
+stratified estimate. Uniform campaigns (PyTorchFI-style random injection) are self-weighting:
+pooled. Per-input (per-node) rates treat each trial as a cluster of inputs; mitigation effects
+are paired differences on the identical plan with McNemar's test. ``population`` is the true
+fault space of a row's scope (sampled strata or not) and ``sampled_fraction`` the share of it
+that was injected.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from faultlab.stats import two_sided_z, wilson_interval
+from faultlab.workers.faults import estimates as est
 from faultlab.workers.faults.params import FaultParams
-from faultlab.workers.faults.planning import Stratum, stratified_interval, stratum_interval
+from faultlab.workers.faults.planning import Stratum
 
 RATES = {
     "sdc": ("sdc", "critical_sdc"),          # output differs (critical SDCs included)
@@ -26,45 +31,97 @@ RATES = {
     "failure": ("critical_sdc", "due"),      # wrong top-1 or no answer: what a user suffers
     "masked": ("masked",),
 }
+#: Per-input (per-node for GNNs) rates: the share of a trial's inputs with the outcome.
+INPUT_RATES = {"sdc": "sdc_inputs", "critical_sdc": "critical_inputs"}
+SCOPE = ("workload", "dtype", "layer", "bit")
+
+
+@dataclass
+class Populations:
+    """The campaign's strata by key and its whole fault space, one row per (workload, dtype,
+    layer, bit) with its number of distinct faults (``bit`` −1 for multi-bit / value models)."""
+
+    strata: dict[str, Stratum]
+    space: pd.DataFrame
+
+    def fault_space(self, scope: dict[str, Any]) -> float:
+        """Distinct faults of a row's scope (``*`` / −1 match every value)."""
+        rows = self.space
+        for key in SCOPE:
+            value = scope.get(key)
+            if value is None or value == "*" or (key == "bit" and value == -1):
+                continue
+            rows = rows[rows[key] == value]
+        return float(rows["faults"].sum()) if len(rows) else math.nan
+
+
+def populations_of(all_strata: list[Stratum]) -> Populations:
+    rows = []
+    for st in all_strata:
+        for c in st.components:
+            base = {"workload": st.workload, "dtype": c.site["dtype"], "layer": c.site["name"]}
+            if st.bit is not None or (c.cells == c.site["numel"] * len(c.bits) == c.faults):
+                rows += [{**base, "bit": b, "faults": float(c.site["numel"])} for b in c.bits]
+            else:
+                rows.append({**base, "bit": -1, "faults": c.faults})
+    space = pd.DataFrame(rows, columns=[*SCOPE, "faults"])
+    return Populations({st.key: st for st in all_strata}, space)
+
+
+def _strata_parts(
+    group: pd.DataFrame, pops: Populations, weighted: bool
+) -> list[tuple[float, float, pd.DataFrame]]:
+    """``(weight, frame, rows)`` per stratum of a group; one unweighted, unenumerated pseudo
+    stratum for a self-weighting (uniform) campaign."""
+    by_key = list(group.groupby("stratum", sort=True))
+    if not weighted or any(str(key) not in pops.strata for key, _ in by_key):
+        return [(1.0, math.inf, group)]
+    return [(pops.strata[str(k)].weight, pops.strata[str(k)].frame, rows) for k, rows in by_key]
 
 
 def rate_columns(
-    group: pd.DataFrame, populations: dict[str, float], weighted: bool, confidence: float
+    group: pd.DataFrame, pops: Populations, weighted: bool, confidence: float,
+    scope: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Every rate of a group of trial rows, each with its CI."""
+    """Every rate of a group of trial rows, each with its CI; ``scope`` names the row (its
+    workload / dtype / layer / bit) for the fault space."""
     z = two_sided_z(confidence)
-    out: dict[str, float] = {"trials": float(len(group))}
-    per = group.groupby("stratum")
-    sizes = per.size()
-    pops = {k: populations.get(str(k), math.inf) for k in sizes.index}
-    finite = all(not math.isinf(v) for v in pops.values())
-    out["population"] = float(sum(pops.values())) if finite else math.inf
+    parts = _strata_parts(group, pops, weighted)
+    n = len(group)
+    out: dict[str, float] = {"trials": float(n)}
+    space = pops.fault_space(scope or {})
+    out["population"] = space
+    out["sampled_fraction"] = n / space if space and not math.isnan(space) else math.nan
     for rate, outcomes in RATES.items():
         hit = group["outcome"].isin(outcomes)
-        k = int(hit.sum())
-        n = len(group)
-        if len(sizes) == 1 and finite:
-            (population,) = pops.values()
-            p, lo, hi = stratum_interval(population, n, k, z)
-        elif not weighted or not finite:
+        if len(parts) == 1 and math.isinf(parts[0][1]):
+            k = int(hit.sum())
             p = k / n if n else math.nan
             lo, hi = wilson_interval(k, n, confidence)
+        elif len(parts) == 1:
+            p, lo, hi = est.stratum_interval(parts[0][1], n, int(hit.sum()), z)  # enumerable
         else:
-            hits = hit.groupby(group["stratum"]).sum()
-            parts = [(pops[h], int(n_h), int(hits[h])) for h, n_h in sizes.items()]
-            p, lo, hi = stratified_interval(parts, z)
+            p, lo, hi = est.weighted_interval(
+                [(w, f, len(r), int(hit[r.index].sum())) for w, f, r in parts], z)
         out[f"{rate}_rate"] = p
         out[f"{rate}_ci_low"] = lo
         out[f"{rate}_ci_high"] = hi
-    out["mean_accuracy"] = float(group["accuracy"].mean())
+    for rate, column in INPUT_RATES.items():
+        p, lo, hi = est.cluster_interval(
+            [(w, f, r[column].tolist(), r["inputs"].tolist()) for w, f, r in parts], z)
+        out[f"per_input_{rate}_rate"] = p
+        out[f"per_input_{rate}_ci_low"] = lo
+        out[f"per_input_{rate}_ci_high"] = hi
+    out["mean_accuracy"] = est.weighted_mean([(w, r["accuracy"].tolist()) for w, _, r in parts])
     return out
 
 
 def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.DataFrame:
     """One row per (trial, variant): the baseline (``none``) and each mitigation."""
     rows = []
-    for trial, result in records:
+    for index, (trial, result) in enumerate(records):
         base = {
+            "trial": index,
             "workload": trial["workload"], "dtype": trial["dtype"], "stratum": trial["stratum"],
             "layer": trial["faults"][0]["site"] if len(trial["faults"]) == 1 else trial["layer"],
             "bit": trial["bit"] if trial["bit"] is not None else (
@@ -89,14 +146,14 @@ def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
 
 
 def grouped(
-    df: pd.DataFrame, keys: list[str], populations: dict[str, float], weighted: bool,
+    df: pd.DataFrame, keys: list[str], populations: Populations, weighted: bool,
     confidence: float, extra: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     rows = []
     for values, group in df.groupby(keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
         row: dict[str, Any] = dict(zip(keys, values, strict=True))
-        row.update(rate_columns(group, populations, weighted, confidence))
+        row.update(rate_columns(group, populations, weighted, confidence, row))
         rows.append(row)
     out = pd.DataFrame(rows)
     if extra and not out.empty:
@@ -105,8 +162,12 @@ def grouped(
     return out
 
 
-def degree_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams) -> pd.DataFrame:
-    """GNN: critical-SDC and SDC rates per node, by in-degree bucket, with Wilson CIs."""
+def degree_table(
+    df: pd.DataFrame, meta: dict[str, Any], params: FaultParams, pops: Populations,
+    weighted: bool,
+) -> pd.DataFrame:
+    """GNN: per-node critical-SDC and SDC rates by in-degree bucket, stratum-weighted, with
+    cluster-aware intervals (a trial's nodes are one cluster)."""
     rows = []
     graph = {w["name"]: w for w in meta["workloads"] if w["kind"] == "graph"}
     if not graph:
@@ -115,75 +176,85 @@ def degree_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams) ->
     edges = params.degree_bins
     labels = [f"<= {edges[0]}"] + [f"{a + 1}-{b}" for a, b in zip(edges, edges[1:], strict=False)]
     labels.append(f"> {edges[-1]}")
+    z = two_sided_z(params.confidence)
     for (wl, mit), group in sub.groupby(["workload", "mitigation"], sort=True):
-        counts = graph[wl]["degree_counts"]
-        crit = [0] * len(counts)
-        sdc = [0] * len(counts)
-        for c_list, s_list in zip(group["critical_by_degree"], group["sdc_by_degree"], strict=True):
-            for i, v in enumerate(c_list):
-                crit[i] += int(v)
-            for i, v in enumerate(s_list):
-                sdc[i] += int(v)
+        parts = _strata_parts(group, pops, weighted)
         trials = len(group)
-        for i, nodes in enumerate(counts):
+        for i, nodes in enumerate(graph[wl]["degree_counts"]):
             if nodes == 0:
                 continue
-            pairs = nodes * trials
-            lo, hi = wilson_interval(crit[i], pairs, params.confidence)
-            slo, shi = wilson_interval(sdc[i], pairs, params.confidence)
-            rows.append({
-                "workload": wl, "mitigation": mit, "degree": labels[i], "nodes": nodes,
-                "node_trials": pairs,
-                "sdc_rate": sdc[i] / pairs, "sdc_ci_low": slo, "sdc_ci_high": shi,
-                "critical_sdc_rate": crit[i] / pairs, "critical_sdc_ci_low": lo,
-                "critical_sdc_ci_high": hi,
-            })
+            row: dict[str, Any] = {"workload": wl, "mitigation": mit, "degree": labels[i],
+                                   "nodes": nodes, "trials": trials, "node_trials": nodes * trials}
+            for rate, column in (("sdc", "sdc_by_degree"), ("critical_sdc", "critical_by_degree")):
+                p, lo, hi = est.cluster_interval(
+                    [(w, f, [int(v[i]) for v in r[column]], [nodes] * len(r)) for w, f, r in parts],
+                    z)
+                row.update({f"{rate}_rate": p, f"{rate}_ci_low": lo, f"{rate}_ci_high": hi})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
+#: The paired effects of the mitigation table: (column prefix, outcomes counted).
+EFFECTS = ("failure", "critical_sdc", "sdc", "due")
+
+
+def paired_effects(
+    none: pd.DataFrame, arm: pd.DataFrame, pops: Populations, weighted: bool, z: float
+) -> dict[str, float]:
+    """Paired differences (arm − none) of each rate on the identical plan, their stratified
+    Agresti–Min intervals and McNemar p-values, plus the discordant counts."""
+    pair = none.merge(arm, on="trial", suffixes=("_none", ""))
+    out: dict[str, float] = {}
+    for rate in EFFECTS:
+        before = pair["outcome_none"].isin(RATES[rate])
+        after = pair["outcome"].isin(RATES[rate])
+        fixed, broken = before & ~after, ~before & after
+        parts = [(w, f, len(r), int(fixed[r.index].sum()), int(broken[r.index].sum()))
+                 for w, f, r in _strata_parts(pair, pops, weighted)]
+        d, lo, hi = est.paired_difference(parts, z)
+        out.update({f"{rate}_difference": d, f"{rate}_difference_ci_low": lo,
+                    f"{rate}_difference_ci_high": hi,
+                    f"{rate}_mcnemar_p": est.mcnemar_p(int(fixed.sum()), int(broken.sum()))})
+        if rate in ("critical_sdc", "sdc"):
+            prefix = "" if rate == "critical_sdc" else "sdc_"
+            out[f"{prefix}trials_fixed"] = int(fixed.sum())
+            out[f"{prefix}trials_broken"] = int(broken.sum())
+    return out
+
+
 def mitigation_table(df: pd.DataFrame, meta: dict[str, Any], params: FaultParams,
-                     populations: dict[str, float], weighted: bool) -> pd.DataFrame:
-    """A/B of each mitigation against no mitigation on the identical fault plan."""
+                     populations: Populations, weighted: bool) -> pd.DataFrame:
+    """A/B of each mitigation against no mitigation on the identical fault plan: rates, paired
+    differences with intervals and McNemar p-values, golden accuracy and overhead."""
     if set(df["mitigation"]) == {"none"}:
         return pd.DataFrame()
     rows = []
+    z = two_sided_z(params.confidence)
     overhead = meta.get("mitigation_overhead", {})
     for (wl, dtype), group in df.groupby(["workload", "dtype"], sort=True):
-        base = rate_columns(group[group["mitigation"] == "none"], populations, weighted,
-                            params.confidence)
-        none = group[group["mitigation"] == "none"].reset_index(drop=True)
+        scope = {"workload": wl, "dtype": dtype}
+        none = group[group["mitigation"] == "none"]
+        base = rate_columns(none, populations, weighted, params.confidence, scope)
         arms = overhead.get(wl, {}).get(dtype, {})
         for mit in [m.name for m in params.mitigations]:
-            g = group[group["mitigation"] == mit].reset_index(drop=True)
+            g = group[group["mitigation"] == mit]
             if g.empty:
                 continue
-            r = rate_columns(g, populations, weighted, params.confidence)
-            none_sdc = none["outcome"].isin(RATES["sdc"])
-            mit_sdc = g["outcome"].isin(RATES["sdc"])
-            none_crit = none["outcome"] == "critical_sdc"
-            mit_crit = g["outcome"] == "critical_sdc"
-            rows.append({
-                "workload": wl, "dtype": dtype, "mitigation": mit, "trials": len(g),
-                "sdc_rate_none": base["sdc_rate"], "sdc_rate": r["sdc_rate"],
-                "sdc_ci_low": r["sdc_ci_low"], "sdc_ci_high": r["sdc_ci_high"],
-                "critical_sdc_rate_none": base["critical_sdc_rate"],
-                "critical_sdc_rate": r["critical_sdc_rate"],
-                "critical_sdc_ci_low": r["critical_sdc_ci_low"],
-                "critical_sdc_ci_high": r["critical_sdc_ci_high"],
-                "due_rate_none": base["due_rate"], "due_rate": r["due_rate"],
-                "failure_rate_none": base["failure_rate"], "failure_rate": r["failure_rate"],
-                "failure_ci_low": r["failure_ci_low"], "failure_ci_high": r["failure_ci_high"],
-                "failure_reduction": _reduction(base["failure_rate"], r["failure_rate"]),
-                "critical_sdc_reduction": _reduction(base["critical_sdc_rate"],
-                                                     r["critical_sdc_rate"]),
-                "sdc_reduction": _reduction(base["sdc_rate"], r["sdc_rate"]),
-                "trials_fixed": int((none_crit & ~mit_crit).sum()),
-                "trials_broken": int((~none_crit & mit_crit).sum()),
-                "sdc_trials_fixed": int((none_sdc & ~mit_sdc).sum()),
+            r = rate_columns(g, populations, weighted, params.confidence, scope)
+            row: dict[str, Any] = {"workload": wl, "dtype": dtype, "mitigation": mit,
+                                   "trials": len(g)}
+            for rate in EFFECTS:
+                row[f"{rate}_rate_none"] = base[f"{rate}_rate"]
+                row.update({f"{rate}{c}": r[f"{rate}{c}"]
+                            for c in ("_rate", "_ci_low", "_ci_high")})
+                row[f"{rate}_reduction"] = _reduction(base[f"{rate}_rate"], r[f"{rate}_rate"])
+            row.update(paired_effects(none, g, populations, weighted, z))
+            row.update({
                 "golden_accuracy": arms.get(mit, {}).get("accuracy"),
                 "golden_accuracy_none": arms.get("none", {}).get("accuracy"),
                 "overhead": arms.get(mit, {}).get("overhead"),
             })
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -199,7 +270,3 @@ def nodes_affected_table(base: pd.DataFrame) -> pd.DataFrame:
 
 def _reduction(before: float, after: float) -> float:
     return 1.0 - after / before if before > 0 else math.nan
-
-
-def populations_of(all_strata: list[Stratum]) -> dict[str, float]:
-    return {st.key: st.population for st in all_strata}

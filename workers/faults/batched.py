@@ -8,11 +8,25 @@ and its K outputs are folded into the batch dimension, so every layer after it r
 K × B samples from cached golden inputs (suffix re-execution). A layer called more than once
 per forward falls back to ``torch.func.vmap`` over the whole suffix.
 The model itself is never modified.
+
+In campaigns (:func:`run_batched`), trials that fault one weight or bias tensor of an image
+model are grouped by (workload, format, site, fault model) and run K per forward; K is the
+smaller of ``execution.batch_faults`` (64 under ``auto``) and what a quarter of the device's
+free memory holds (K copies of the golden activations after the layer). ``auto`` times two
+sequential trials against the first batch of each layer and keeps the faster; the folded pass
+is used only where it is bit-exact with the unbatched one (checked on the golden model), so a
+trial's outcome never depends on which trials shared its batch, and replay (sequential) gives
+the stored result.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import fx, nn
@@ -20,9 +34,12 @@ from torch.func import functional_call, vmap
 
 from faultlab.workers.faults.formats import raw_view
 from faultlab.workers.faults.inject import element_format
-from faultlab.workers.faults.models import FaultModel
+from faultlab.workers.faults.models import FAULT_MODELS, FaultModel
 from faultlab.workers.faults.sites import SiteInfo
 from faultlab.workers.faults.suffix import SuffixRunner
+
+if TYPE_CHECKING:
+    from faultlab.workers.faults.workload import Workload
 
 
 def stacked_faulty(
@@ -77,30 +94,134 @@ class BatchedRunner:
 
     def _folded(self, suffix: SuffixRunner, site: SiteInfo, weights: torch.Tensor,
                 call: fx.Node, after: Any) -> torch.Tensor:
-        """Only the faulted layer runs K times; its K outputs are folded into the batch
-        dimension and everything after it runs once on K × B samples."""
-        env = suffix.env[0]
-        args = fx.map_arg(call.args, lambda n: env[n.name])
-        kwargs = fx.map_arg(call.kwargs, lambda n: env[n.name])
-        layer = self.model.get_submodule(site.module)
-        k = weights.shape[0]
-        with torch.no_grad():
-            # The faulted layer itself runs once per variant, with the very kernel a single
-            # faulty forward uses: a flipped exponent bit makes huge values, and a batched
-            # (grouped) kernel could overflow to Inf where the unbatched one does not.
-            faulty = torch.stack([functional_call(layer, {site.tensor: w}, args, kwargs)
-                                  for w in weights])  # [K, B, ...]
-            batch = faulty.shape[1]
-            folded = faulty.reshape(k * batch, *faulty.shape[2:])
-            inputs = []
-            nodes = {n.name: n for n in suffix.nodes}
-            for b in after.boundary:
-                value = env[b]
-                if b == call.name:
-                    value = folded
-                elif (nodes[b].op != "get_attr" and isinstance(value, torch.Tensor)
-                      and value.dim() > 0 and value.shape[0] == batch):
-                    value = value.repeat(k, *([1] * (value.dim() - 1)))
-                inputs.append(value)
-            out: torch.Tensor = after.module(*inputs)
-            return out.reshape(k, batch, *out.shape[1:])
+        return run_folded(suffix, 0, self.model, site.module, site.tensor, weights, call, after)
+
+
+def run_folded(suffix: SuffixRunner, chunk: int, model: nn.Module, module_name: str,
+               tensor: str, weights: torch.Tensor, call: fx.Node, after: Any) -> torch.Tensor:
+    """Outputs ``[K, B, ...]`` of input chunk ``chunk`` with the K variants ``weights`` of
+    ``module_name.tensor``: only the faulted layer runs K times; its K outputs are folded
+    into the batch dimension and everything after it runs once on K × B samples."""
+    env = suffix.env[chunk]
+    args = fx.map_arg(call.args, lambda n: env[n.name])
+    kwargs = fx.map_arg(call.kwargs, lambda n: env[n.name])
+    layer = model.get_submodule(module_name)
+    k = weights.shape[0]
+    with torch.no_grad():
+        # The faulted layer itself runs once per variant, with the very kernel a single
+        # faulty forward uses: a flipped exponent bit makes huge values, and a batched
+        # (grouped) kernel could overflow to Inf where the unbatched one does not.
+        faulty = torch.stack([functional_call(layer, {tensor: w}, args, kwargs)
+                              for w in weights])  # [K, B, ...]
+        batch = faulty.shape[1]
+        folded = faulty.reshape(k * batch, *faulty.shape[2:])
+        inputs = []
+        nodes = {n.name: n for n in suffix.nodes}
+        for b in after.boundary:
+            value = env[b]
+            if b == call.name:
+                value = folded
+            elif (nodes[b].op != "get_attr" and isinstance(value, torch.Tensor)
+                  and value.dim() > 0 and value.shape[0] == batch):
+                value = value.repeat(k, *([1] * (value.dim() - 1)))
+            inputs.append(value)
+        out: torch.Tensor = after.module(*inputs)
+        return out.reshape(k, batch, *out.shape[1:])
+
+
+#: Most trials one batched forward carries under ``execution.batch_faults: auto``.
+MAX_K = 64
+Arm = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def batch_key(workloads: dict[str, Workload], trial: dict[str, Any]) -> tuple[str, ...] | None:
+    """(workload, dtype, site, fault model) of a trial that can run batched, else None: its
+    faults all hit one float weight or bias tensor of an image model."""
+    sites = {f["site"] for f in trial["faults"]}
+    wl = workloads[trial["workload"]]
+    if len(sites) != 1 or wl.kind != "image" or trial["dtype"] == "int8":
+        return None
+    site = wl.sites[trial["dtype"]][next(iter(sites))]
+    if site.target not in ("weight", "bias"):
+        return None
+    return trial["workload"], trial["dtype"], site.name, trial["fault_model"]
+
+
+def free_bytes(device: torch.device) -> int:
+    """Free memory of ``device`` (the CPU: the host's available memory)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def k_limit(wl: Workload, dtype: str, setting: int | str) -> int:
+    """K for ``wl`` in ``dtype``: the setting's cap, bounded by a quarter of free memory over
+    the bytes of one golden pass's cached activations (each variant needs a copy)."""
+    runner = wl.suffix_runner(dtype, "none")
+    cached = [v for env in (runner.env if runner else []) for v in env.values()
+              if isinstance(v, torch.Tensor)]
+    footprint = max(1, sum(v.numel() * v.element_size() for v in cached))
+    device = wl.golden[(dtype, "none")].output.device
+    cap = setting if isinstance(setting, int) else MAX_K
+    return max(1, min(cap, free_bytes(device) // 4 // footprint))
+
+
+def run_batched(workloads: dict[str, Workload], trials: list[dict[str, Any]],
+                setting: int | str, tolerance: float, sequential: Arm) -> dict[int, dict[str, Any]]:
+    """Unmitigated results of the trials of ``trials`` that ran batched (by position); the
+    caller runs the rest one by one. ``sequential`` runs one trial's unmitigated arm."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, trial in enumerate(trials):
+        key = batch_key(workloads, trial) if setting != "off" else None
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    done: dict[int, dict[str, Any]] = {}
+    for (wl_name, dtype, site_name, fm_name), positions in groups.items():
+        if len(positions) > 1:
+            done.update(_run_group(workloads[wl_name], dtype, site_name, fm_name,
+                                   [(i, trials[i]) for i in positions], setting, tolerance,
+                                   sequential))
+    return done
+
+
+def _run_group(wl: Workload, dtype: str, site_name: str, fm_name: str,
+               group: list[tuple[int, dict[str, Any]]], setting: int | str, tolerance: float,
+               sequential: Arm) -> dict[int, dict[str, Any]]:
+    site = wl.sites[dtype][site_name]
+    fault_model = FAULT_MODELS.get(fm_name).impl()
+    decision = (dtype, site.module)
+    faster = wl.batch_faster.get(decision) if setting == "auto" else True
+    if faster is False or not wl.folded_exact(dtype, site):  # traced & checked before timing
+        wl.batch_faster[decision] = False
+        return {}
+    done: dict[int, dict[str, Any]] = {}
+    seq_seconds = 0.0
+    if faster is None:  # measure once per layer: two trials alone (the faster), then a batch
+        seq_seconds = math.inf
+        for i, trial in group[:2]:
+            start = time.perf_counter()
+            done[i] = sequential(trial)
+            seq_seconds = min(seq_seconds, time.perf_counter() - start)
+        group = group[2:]
+    k = k_limit(wl, dtype, setting)
+    for pos in range(0, len(group), k):
+        chunk = group[pos:pos + k]
+        start = time.perf_counter()
+        try:
+            outs = wl.batched_outputs(dtype, site, [t["faults"] for _, t in chunk], fault_model)
+        except Exception:  # noqa: BLE001 - e.g. out of memory: these trials run one by one
+            outs = None
+        if outs is None:
+            wl.batch_faster[decision] = False
+            return done
+        for j, (i, _) in enumerate(chunk):
+            result = wl.classify(dtype, "none", functools.partial(outs.__getitem__, j),
+                                 tolerance)
+            result["batch_faults"] = len(chunk)
+            done[i] = result
+        if faster is None:
+            faster = (time.perf_counter() - start) / len(chunk) < seq_seconds
+            wl.batch_faster[decision] = faster
+            if not faster:
+                return done
+    return done

@@ -106,16 +106,17 @@ def load_workload(m: ModelSpec, d: DatasetSpec, mfield: str, dfield: str, traine
 def discover_sites(
     model: nn.Module, params: FaultParams, dtype: str, args: list[tuple[Any, ...]], kind: str
 ) -> list[SiteInfo]:
-    """Every site of the campaign's target in ``model`` (running one forward if needed)."""
+    """Every site of the campaign's target in ``model`` (running one forward, on the first
+    input chunk, if needed: a site's call index is per forward, so an evaluation set split
+    into several chunks has the sites of one)."""
     target = params.target
     if target in ("weight", "bias"):
         return parameter_sites(model, target, int8=dtype == "int8")
     if target == "edge_index":
         return [edge_index_site(args[0][1])] if kind == "graph" else []
 
-    def run() -> None:
-        for a in args:
-            model(*a)
+    def run() -> None:  # one forward: call indices count within a forward, whatever the chunks
+        model(*args[0])
 
     return dynamic_sites(model, target, run, per_sample=kind == "image")
 

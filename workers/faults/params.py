@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from faultlab.errors import SpecError
 from faultlab.registry import Registry
@@ -51,8 +52,10 @@ def _registered(registry: Registry[Any], name: str) -> str:
     spec parser names the field). Registries are read lazily: they import torch, and a spec
     that keeps the default fault model and no mitigation is parsed without it."""
     if name not in registry:
-        allowed = ", ".join(registry.names())
-        raise ValueError(f"unknown {registry.family} {name!r}; allowed: {allowed}")
+        raise PydanticCustomError(
+            "unknown_method", f"unknown {registry.family} {{name}}",
+            {"name": repr(name), "expected": registry.names()},
+        )
     return name
 
 

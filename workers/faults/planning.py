@@ -9,7 +9,9 @@
   half-width times the finite-population correction ``sqrt((N − n)/(N − 1))`` is ≤ ``e``.
 
 Faults are drawn without replacement inside a stratum (a seeded permutation of its cells), so
-the rounds of an adaptive campaign never repeat a fault and an exhausted stratum is exact.
+the rounds of an adaptive campaign never repeat a cell. An exhausted stratum is exact only for
+an exhaustive fault model (single bit, zero); a model that draws a value or bits per trial
+samples with replacement (``Stratum.frame`` is infinite).
 Everything here is deterministic in (spec, meta, previous records): recovery re-plans.
 """
 
@@ -24,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from faultlab.errors import SpecError
-from faultlab.stats import two_sided_z, wilson_bounds, wilson_half_width
+from faultlab.stats import two_sided_z, wilson_half_width
+from faultlab.workers.faults.estimates import fpc, stratum_interval, weighted_interval
 from faultlab.workers.faults.models import FAULT_MODELS, DrawContext, ElementFormat, FaultModel
 from faultlab.workers.faults.params import FaultParams
 
@@ -44,13 +47,6 @@ def leveugle_sample_size(
         return math.ceil(core)
     n = population / (1.0 + margin * margin * (population - 1.0) / (t * t * p * (1.0 - p)))
     return min(math.ceil(n - 1e-9), int(population))
-
-
-def fpc(population: float, n: int) -> float:
-    """Finite-population correction of a standard error, sampling without replacement."""
-    if math.isinf(population) or population <= 1:
-        return 1.0
-    return math.sqrt(max(population - n, 0.0) / (population - 1.0))
 
 
 def trials_for_margin(p_hat: float, margin: float, z: float, population: float, start: int) -> int:
@@ -75,43 +71,6 @@ def trials_for_margin(p_hat: float, margin: float, z: float, population: float, 
     return lo
 
 
-def stratum_interval(population: float, n: int, k: int, z: float) -> tuple[float, float, float]:
-    """Rate and Wilson interval of one stratum sampled without replacement: Wilson at the
-    effective size ``n / fpc²``; an enumerated stratum (n = N) is exact."""
-    if n <= 0:
-        return math.nan, 0.0, 1.0
-    p = k / n
-    f = fpc(population, n)
-    if f == 0.0:
-        return p, p, p
-    lo, hi = wilson_bounds(p, n / (f * f), z)
-    return p, min(lo, p), max(hi, p)
-
-
-def stratified_interval(
-    parts: list[tuple[float, int, int]], z: float
-) -> tuple[float, float, float]:
-    """Estimate and interval of a rate over several strata ``(population N_h, trials n_h,
-    failures k_h)``: ``p = Σ W_h p̂_h`` with ``W_h = N_h / Σ N``. Its variance
-    ``Σ W_h² p̃_h (1 − p̃_h) / n_h · fpc_h²`` uses add-half smoothed ``p̃_h = (k_h + ½)/(n_h + 1)``
-    so a stratum that has not failed yet still carries uncertainty; the interval is Wilson's at
-    the Kish effective sample size ``p̃ (1 − p̃) / var``. Exhausted strata are exact (fpc = 0).
-    """
-    total = sum(N for N, _, _ in parts)
-    p = var = p_smooth = 0.0
-    for N, n, k in parts:
-        w = N / total
-        p += w * (k / n)
-        ps = (k + 0.5) / (n + 1.0)
-        p_smooth += w * ps
-        f = fpc(N, n)
-        var += w * w * ps * (1.0 - ps) / n * f * f
-    if var <= 0.0:
-        return p, p, p  # every stratum enumerated: the rate is exact
-    lo, hi = wilson_bounds(p, p_smooth * (1.0 - p_smooth) / var, z)
-    return p, min(lo, p), max(hi, p)
-
-
 @dataclass
 class Component:
     """One site inside a stratum, with the bits the stratum covers there."""
@@ -119,6 +78,8 @@ class Component:
     site: dict[str, Any]
     bits: list[int]
     cells: int
+    faults: float = 0.0
+    """Distinct faults of this site (``inf`` for continuous values and bit-error rates)."""
 
 
 @dataclass
@@ -130,7 +91,13 @@ class Stratum:
     bit: int | None
     components: list[Component] = field(default_factory=list)
     population: float = 0.0
-    """Number of distinct faults (``inf`` in bit-error-rate mode)."""
+    """Number of distinct faults (``inf`` in bit-error-rate mode and for continuous values)."""
+    weight: float = 0.0
+    """The stratum's weight in campaign-level figures: its fault-space size (its elements when
+    that is not finite)."""
+    frame: float = math.inf
+    """Faults the planner enumerates without replacement (``population`` for an exhaustive
+    model, else ``inf``: trials are independent draws and never exhaust the stratum)."""
 
     @property
     def cells(self) -> int:
@@ -173,13 +140,20 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
     for st in out.values():
         if params.ber is not None:
             st.population = math.inf
-        elif model.per_bit:
+            for c in st.components:
+                c.faults = math.inf
+            st.weight = float(sum(c.site["numel"] * len(c.bits) for c in st.components))
+            continue
+        if model.per_bit:
+            for c in st.components:
+                c.faults = float(c.cells)
             st.population = float(st.cells)
         else:
-            choices = [model.choices(_draw_context(params, c.site, c.bits)) for c in st.components]
-            st.population = float(
-                sum(c.cells * k for c, k in zip(st.components, choices, strict=True))
-            )
+            for c in st.components:
+                c.faults = c.cells * model.choices(_draw_context(params, c.site, c.bits))
+            st.population = float(sum(c.faults for c in st.components))
+        st.weight = st.population if math.isfinite(st.population) else float(st.cells)
+        st.frame = st.population if model.exhaustive else math.inf
     return list(out.values())
 
 
@@ -290,12 +264,12 @@ def plan_round(
                 plan = _grouped_round(params, all_strata, done, z, cap_each)
             all_strata = []
         for st in all_strata:
-            limit = min(st.population, cap_each)
+            limit = min(st.population, cap_each, 10**9)
             n = len(done.get(st.key, []))
             if params.sampling == "stratified":
                 if round_index == 0:
                     want = leveugle_sample_size(
-                        st.population, params.margin, params.confidence, params.expected_rate
+                        st.frame, params.margin, params.confidence, params.expected_rate
                     )
                     plan.append((st, 0, int(min(want, limit))))
                 continue
@@ -305,10 +279,10 @@ def plan_round(
             if round_index >= params.max_rounds or n >= limit:
                 continue
             k = sum(done.get(st.key, []))
-            _, lo, hi = stratum_interval(st.population, n, k, z)
+            _, lo, hi = stratum_interval(st.frame, n, k, z)
             if (hi - lo) / 2.0 <= params.margin:
                 continue
-            needed = trials_for_margin(k / n if n else 0.5, params.margin, z, st.population, n)
+            needed = trials_for_margin(k / n if n else 0.5, params.margin, z, st.frame, n)
             step = max(needed - n, max(4, params.pilot_trials // 4))
             step = min(step, max(n, params.pilot_trials), int(limit - n))
             if step > 0:
@@ -350,33 +324,33 @@ def _grouped_round(
         parts = []
         for st in members:
             hits = done.get(st.key, [])
-            parts.append((st.population, len(hits), sum(hits)))
-        if any(n == 0 for _, n, _ in parts):
+            parts.append((st.weight, st.frame, len(hits), sum(hits)))
+        if any(n == 0 for _, _, n, _ in parts):
             continue  # cannot happen after the pilot round; be safe
-        p, lo, hi = stratified_interval(parts, z)
+        p, lo, hi = weighted_interval(parts, z)
         if (hi - lo) / 2.0 <= params.margin:
             continue
-        total_pop = sum(N for N, _, _ in parts)
+        total_w = sum(w for w, _, _, _ in parts)
         spread = []
-        for N, n, k in parts:
+        for w, _, n, k in parts:
             ps = (k + 0.5) / (n + 1.0)
-            spread.append(N / total_pop * math.sqrt(ps * (1.0 - ps)))
-        n_now = sum(n for _, n, _ in parts)
+            spread.append(w / total_w * math.sqrt(ps * (1.0 - ps)))
+        limits = [min(st.population, cap_each, 10**9) for st in members]
+        n_now = sum(n for _, _, n, _ in parts)
         n_total = sum(spread) ** 2 / target_var
         budget = min(max(n_total, n_now * 1.25), n_now * 2.0)
         steps = []
-        for (N, n, _), s_h in zip(parts, spread, strict=True):
-            limit = min(N, cap_each)
+        for (_, _, n, _), s_h, limit in zip(parts, spread, limits, strict=True):
             want = budget * s_h / sum(spread)
             steps.append(int(max(0, min(math.ceil(want) - n, limit - n))))
         if sum(steps) == 0:
             # allocation says "enough" but the CI disagrees: feed the noisiest open stratum
-            open_ = [i for i, (N, n, _) in enumerate(parts) if n < min(N, cap_each)]
+            open_ = [i for i, part in enumerate(parts) if part[2] < limits[i]]
             if not open_:
                 continue
-            i = max(open_, key=lambda j: spread[j] ** 2 / parts[j][1])
-            steps[i] = int(min(max(4, parts[i][1] // 2), min(parts[i][0], cap_each) - parts[i][1]))
-        for st, (_, n, _), step in zip(members, parts, steps, strict=True):
+            i = max(open_, key=lambda j: spread[j] ** 2 / parts[j][2])
+            steps[i] = int(min(max(4, parts[i][2] // 2), limits[i] - parts[i][2]))
+        for st, (_, _, n, _), step in zip(members, parts, steps, strict=True):
             if step > 0:
                 plan.append((st, n, step))
     return plan

@@ -1,7 +1,12 @@
 """Figures of a fault campaign report (matplotlib; no torch).
 
-* ``heatmap_<workload>_<dtype>`` — layer × bit vulnerability (SDC and critical-SDC rates);
-* ``per_layer`` — SDC and critical-SDC rate per layer with Wilson CIs;
+* ``heatmap_<workload>_<dtype>`` — layer × bit vulnerability (SDC and critical-SDC rates),
+  layers in network order; cells with fewer than :data:`LOW_COUNT` trials are hatched and show
+  their count (their colour is not a rate one can read);
+* ``per_layer`` — SDC, critical-SDC and DUE rates per layer in network order with Wilson CIs,
+  on a linear scale and (second panel) a log scale where small critical rates stay visible;
+* ``mitigation`` — each mitigation's paired effect (mitigated − none) on every rate, with the
+  paired interval (Agresti–Min) the report carries;
 * ``per_model`` — critical-SDC rate per workload (model × dataset), with and without each
   mitigation, on a log scale (resilience differs by orders of magnitude across GNNs);
 * ``by_degree`` — GNN node-level SDC rates by in-degree bucket.
@@ -10,16 +15,50 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from faultlab.report import Report
+
+#: Heatmap cells with fewer trials than this are hatched and labelled with their count.
+LOW_COUNT = 5
+#: Log-scale panels show zero rates at this floor (CIs keep their upper end).
+LOG_FLOOR = 1e-4
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def network_order(report: Report, layers: list[str]) -> list[str]:
+    """``layers`` in the order the model runs them (the summary's ``layer_order``); names the
+    summary does not list keep their relative order at the end."""
+    order = {name: i for i, name in enumerate(report.summary.get("layer_order") or [])}
+    return sorted(layers, key=lambda name: order.get(name, len(order)))
+
+
+def _heat_panel(fig: Figure, ax: Any, group: pd.DataFrame, layers: list[str], bits: list[int],
+                rate: str, title: str) -> None:
+    grid = np.full((len(layers), len(bits)), np.nan)
+    counts = np.zeros((len(layers), len(bits)))
+    for row in group.itertuples():
+        i, j = layers.index(row.layer), bits.index(row.bit)
+        grid[i, j], counts[i, j] = getattr(row, rate), row.trials
+    im = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=1.0)
+    for i, j in zip(*np.nonzero((counts > 0) & (counts < LOW_COUNT)), strict=True):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                               edgecolor="0.55", linewidth=0))
+        ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=5,
+                color="tab:blue")
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    ax.set_xticks(range(len(bits)), [str(b) for b in bits], fontsize=6)
+    ax.set_xlabel(f"bit (31 = sign for fp32); hatched: < {LOW_COUNT} trials, number = trials")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03)
 
 
 def heatmaps(report: Report) -> dict[str, Figure]:
@@ -29,50 +68,82 @@ def heatmaps(report: Report) -> dict[str, Figure]:
         return figures
     table = table[table["bit"] >= 0]
     for (wl, dtype), group in table.groupby(["workload", "dtype"], sort=True):
-        layers = list(dict.fromkeys(group["layer"]))
+        layers = network_order(report, list(dict.fromkeys(group["layer"])))
         bits = sorted(group["bit"].unique(), reverse=True)
         if len(bits) < 2:
             continue
-        fig = Figure(figsize=(1.2 + 0.28 * len(bits), 1.6 + 0.55 * len(layers) * 2))
+        fig = Figure(figsize=(1.6 + 0.28 * len(bits), 1.8 + 0.55 * len(layers) * 2))
         axes = fig.subplots(2, 1)
         for ax, rate, title in [(axes[0], "sdc_rate", "SDC rate"),
                                 (axes[1], "critical_sdc_rate", "critical-SDC rate")]:
-            grid = np.full((len(layers), len(bits)), np.nan)
-            for row in group.itertuples():
-                grid[layers.index(row.layer), bits.index(row.bit)] = getattr(row, rate)
-            im = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=1.0)
-            ax.set_yticks(range(len(layers)), layers, fontsize=7)
-            ax.set_xticks(range(len(bits)), [str(b) for b in bits], fontsize=6)
-            ax.set_xlabel("bit (31 = sign for fp32)")
-            ax.set_title(f"{title} — {wl} [{dtype}]", fontsize=9)
-            fig.colorbar(im, ax=ax, fraction=0.03)
+            _heat_panel(fig, ax, group, layers, bits, rate, f"{title} — {wl} [{dtype}]")
         fig.tight_layout()
         figures[f"heatmap_{_slug(wl)}_{dtype}"] = fig
     return figures
 
 
-def _bars(ax: object, labels: list[str], rate: pd.Series, low: pd.Series, high: pd.Series,
+#: The rates drawn per layer: (column stem, legend name).
+RATE_BARS = (("sdc", "SDC"), ("critical_sdc", "critical SDC"), ("due", "DUE"))
+
+
+def _bars(ax: Any, labels: list[str], rate: pd.Series, low: pd.Series, high: pd.Series,
           offset: float, width: float, name: str) -> None:
     x = np.arange(len(labels)) + offset
     err = np.vstack([(rate - low).clip(lower=0).to_numpy(), (high - rate).clip(lower=0).to_numpy()])
-    ax.bar(x, rate.to_numpy(), width, yerr=err, capsize=2, label=name)  # type: ignore[attr-defined]
+    ax.bar(x, rate.to_numpy(), width, yerr=err, capsize=2, label=name)
 
 
-def per_layer(report: Report) -> Figure | None:
+def per_layer(report: Report, scales: tuple[str, ...] = ("linear", "log")) -> Figure | None:
+    """SDC, critical-SDC and DUE rates per layer in network order, one panel per scale."""
     table = report.tables.get("per_layer")
     if table is None or table.empty:
         return None
     base = table[table["mitigation"] == "none"]
+    order = {name: i for i, name in enumerate(network_order(report, list(base["layer"])))}
+    base = base.sort_values("layer", key=lambda col: col.map(order), kind="stable")
     labels = [f"{r.workload}:{r.layer}" if base["workload"].nunique() > 1 else r.layer
               for r in base.itertuples()]
-    fig = Figure(figsize=(max(5.0, 0.5 * len(labels)), 3.8))
+    fig = Figure(figsize=(max(5.0, 0.6 * len(labels)), 3.2 * len(scales) + 0.8))
+    axes = np.atleast_1d(fig.subplots(len(scales), 1, sharex=True))
+    for ax, scale in zip(axes, scales, strict=True):
+        floor = LOG_FLOOR if scale == "log" else 0.0
+        for offset, (stem, name) in zip((-0.27, 0.0, 0.27), RATE_BARS, strict=True):
+            _bars(ax, labels, base[f"{stem}_rate"].clip(lower=floor),
+                  base[f"{stem}_ci_low"].clip(lower=floor),
+                  base[f"{stem}_ci_high"].clip(lower=floor), offset, 0.27, name)
+        ax.set_yscale(scale)
+        ax.set_ylabel(f"rate ({scale}, 95 % Wilson CI)")
+    axes[0].legend(fontsize=7)
+    axes[-1].set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    axes[0].set_title("Rates per layer, in network order")
+    fig.tight_layout()
+    return fig
+
+
+def mitigation(report: Report) -> Figure | None:
+    """Paired effect of each mitigation (mitigated − none) per rate, with its interval."""
+    table = report.tables.get("mitigation")
+    if table is None or table.empty:
+        return None
+    rates = [(stem, name) for stem, name in RATE_BARS + (("failure", "failure"),)
+             if f"{stem}_difference_ci_low" in table.columns]
+    if not rates:
+        return None
+    fig = Figure(figsize=(6.5, 1.2 + 0.5 * len(table) * len(rates)))
     ax = fig.subplots()
-    _bars(ax, labels, base["sdc_rate"], base["sdc_ci_low"], base["sdc_ci_high"], -0.2, 0.4, "SDC")
-    _bars(ax, labels, base["critical_sdc_rate"], base["critical_sdc_ci_low"],
-          base["critical_sdc_ci_high"], 0.2, 0.4, "critical SDC")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("rate (95 % Wilson CI)")
-    ax.legend(fontsize=8)
+    labels, y = [], 0
+    for row in table.to_dict("records"):
+        for stem, name in rates:
+            d, lo, hi = (float(row[f"{stem}_difference{c}"]) for c in ("", "_ci_low", "_ci_high"))
+            ax.errorbar([d], [y], xerr=[[max(d - lo, 0)], [max(hi - d, 0)]], fmt="o", capsize=3,
+                        color="C0" if hi < 0 else ("C3" if lo > 0 else "0.4"))
+            labels.append(f"{row['mitigation']} [{row['workload']} {row['dtype']}]: {name}")
+            y += 1
+    ax.axvline(0.0, color="0.3", linewidth=0.8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mitigated − unprotected rate (paired, 95 % CI; < 0 = the mitigation helps)")
+    ax.set_title("Mitigation effects on the identical fault plan")
     fig.tight_layout()
     return fig
 
@@ -123,7 +194,7 @@ def plot(report: Report) -> dict[str, Figure]:
     """Every figure the report supports, by file stem."""
     figures = heatmaps(report)
     for name, make in [("per_layer", per_layer), ("per_model", per_model),
-                       ("by_degree", by_degree)]:
+                       ("mitigation", mitigation), ("by_degree", by_degree)]:
         fig = make(report)
         if fig is not None:
             figures[name] = fig

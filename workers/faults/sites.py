@@ -17,6 +17,8 @@ edge_index         ``edge_index``                   the graph's stored node ids 
 
 An element is addressed by a flat index into the tensor; for image models the activation
 index is per sample and the fault hits every sample of the batch at that position.
+A container (a ``Sequential``, a block) whose output is its last child's very tensor has no
+site of its own: the child's site is that value already (no double counting).
 """
 
 from __future__ import annotations
@@ -154,6 +156,8 @@ class _Recorder:
 
     def __init__(self, model: nn.Module, target: str, per_sample: bool) -> None:
         self.sites: list[SiteInfo] = []
+        self.outputs: list[torch.Tensor] = []
+        """Outputs recorded so far (kept alive, so identity checks are sound)."""
         self.calls: dict[str, int] = {}
         self.handles: list[Any] = []
         self.per_sample = per_sample
@@ -183,7 +187,13 @@ class _Recorder:
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             call = self._next(mname)
             t = first_tensor(out)
-            if t is not None and t.numel() > 0 and t.dtype in _ADDRESSABLE:
+            if t is None:
+                return
+            container = next(module.children(), None) is not None
+            if container and any(t is seen for seen in self.outputs):
+                return  # a container returning its last child's output: that child's site
+            self.outputs.append(t)
+            if t.numel() > 0 and t.dtype in _ADDRESSABLE:
                 self.sites.append(_info(f"{mname}#{call}", mname, target, "output", call, t,
                                         self.per_sample))
         return hook

@@ -7,6 +7,10 @@ the golden (fault-free) outputs per format and mitigation, and classifies a faul
 * ``sdc``           — some output differs, no top-1 change on a correctly classified input;
 * ``critical_sdc``  — the top-1 class changed on an input the golden model classified correctly;
 * ``due``           — NaN / Inf in the output, or an exception in the forward pass.
+
+Beyond top-1, every trial records ``topk_changed_inputs`` (inputs whose set of top-5 classes
+changed) and ``max_logit_deviation`` (the largest absolute output difference from golden;
+None when the output is not finite), so an SDC tolerance can be chosen after the fact.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from faultlab.workers.faults.batched import run_folded, stacked_faulty
 from faultlab.workers.faults.formats import TORCH_DTYPES
 from faultlab.workers.faults.inject import Injector
 from faultlab.workers.faults.mitigations import Mitigation
@@ -30,6 +35,8 @@ from faultlab.workers.faults.suffix import SuffixRunner
 
 #: Image inputs are processed in chunks of this many samples.
 CHUNK = 2048
+#: ``topk_changed_inputs`` counts inputs whose set of this many top classes changed.
+TOP_K = 5
 
 
 @dataclass
@@ -59,10 +66,16 @@ class Workload:
     mitigations: dict[str, tuple[Mitigation, Any, float]] = field(default_factory=dict)
     """name -> (mitigation, profiled bounds per dtype, slack)."""
     _suffix: dict[tuple[str, str], SuffixRunner | None] = field(default_factory=dict)
+    _exact: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """(dtype, layer) -> whether the folded batched pass is bit-exact there."""
+    batch_faster: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """(dtype, layer) -> whether batched trials ran faster than sequential ones here."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_suffix"] = {}  # rebuilt lazily where the workload runs
+        state["_exact"] = {}
+        state["batch_faster"] = {}
         return state
 
     # -- forward passes -----------------------------------------------------------------
@@ -127,6 +140,45 @@ class Workload:
                 return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
             return self.forward(dtype, injector)
 
+    def folded_exact(self, dtype: str, site: SiteInfo) -> bool:
+        """Whether the folded batched pass (:meth:`batched_outputs`) can run for the layer of
+        ``site``: the model offers a single call of it, and two clean variants reproduce the
+        golden output bit for bit here (checked once per layer: never trade correctness)."""
+        key = (dtype, site.module)
+        if key not in self._exact:
+            runner = self.suffix_runner(dtype, "none")
+            after = runner.after(site.module) if runner is not None else None
+            exact = False
+            if runner is not None and after is not None:
+                model = self.models[dtype]
+                param = model.get_submodule(site.module).get_parameter(site.tensor)
+                clean = param.detach().unsqueeze(0).repeat(2, *([1] * param.dim()))
+                outs = torch.cat([run_folded(runner, c, model, site.module, site.tensor, clean,
+                                             *after) for c in range(len(runner.env))], dim=1)
+                gold = self.golden[(dtype, "none")].output
+                exact = all(torch.equal(o.float(), gold) for o in outs)
+            self._exact[key] = exact
+        return self._exact[key]
+
+    def batched_outputs(
+        self, dtype: str, site: SiteInfo, trials: list[list[dict[str, Any]]],
+        fault_model: FaultModel,
+    ) -> torch.Tensor | None:
+        """The unmitigated outputs of ``len(trials)`` trials faulting one parameter of
+        ``site``, stacked ``[K, rows, classes]``: the faulted layer runs once per trial on
+        the cached golden inputs, everything after it once on K × B samples. None where
+        :meth:`folded_exact` says no."""
+        runner = self.suffix_runner(dtype, "none")
+        after = runner.after(site.module) if runner is not None else None
+        if runner is None or after is None or not self.folded_exact(dtype, site):
+            return None
+        model = self.models[dtype]
+        name = f"{site.module}.{site.tensor}"
+        weights = stacked_faulty(model.get_parameter(name), site, trials, fault_model)
+        outs = [run_folded(runner, c, model, site.module, site.tensor, weights, *after)
+                for c in range(len(runner.env))]
+        return torch.cat(outs, dim=1).float() if len(outs) > 1 else outs[0].float()
+
     # -- outcomes -------------------------------------------------------------------------
     def classify(
         self, dtype: str, variant: str, run: Callable[[], torch.Tensor], tolerance: float
@@ -139,6 +191,7 @@ class Workload:
         except Exception as exc:  # noqa: BLE001 - an exception in a faulty model is a DUE
             return {"outcome": "due", "due_reason": type(exc).__name__, "inputs": n,
                     "accuracy": 0.0, "sdc_inputs": n, "critical_inputs": 0,
+                    "topk_changed_inputs": n, "max_logit_deviation": None,
                     "forward_seconds": time.perf_counter() - start}
         elapsed = time.perf_counter() - start
         rows = out if self.eval_ids is None else out[self.eval_ids]
@@ -152,10 +205,16 @@ class Workload:
         pred = rows.argmax(1)
         changed = (pred != golden.pred) & differs
         critical = changed & golden.correct
+        k = min(TOP_K, rows.shape[1])
+        top = rows.topk(k, dim=1).indices.sort(dim=1).values
+        gold_top = gold_rows.topk(k, dim=1).indices.sort(dim=1).values
+        deviation = (rows - gold_rows).abs().max() if rows.numel() else torch.tensor(0.0)
         result: dict[str, Any] = {
             "inputs": n,
             "sdc_inputs": int(differs.sum()),
             "critical_inputs": int(critical.sum()),
+            "topk_changed_inputs": int(((top != gold_top).any(dim=1) & differs).sum()),
+            "max_logit_deviation": float(deviation) if bool(finite.all()) else None,
             "accuracy": float((pred == self.labels).float().mean()),
             "forward_seconds": elapsed,
         }

@@ -30,6 +30,7 @@ from faultlab.workers.sampling import evaluation
 from faultlab.workers.sampling.improve import batched_logits, run_cycle
 from faultlab.workers.sampling.operational import (
     build_pool,
+    improvement_split,
     plan_pool,
     training_data,
 )
@@ -82,18 +83,11 @@ def _image_data(spec: CampaignSpec) -> ImageData:
     return data
 
 
-def _improve_split(size: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(improvement ids, evaluation ids): a fixed random split of the pool."""
-    order = np.random.default_rng([seed, 0xDA1C]).permutation(size)
-    count = max(1, int(round(fraction * size)))
-    return np.sort(order[count:]), np.sort(order[:count])
-
-
 class SamplingEngine(Engine[SamplingParams]):
     """Operational-accuracy sampling (DAIC): assess, replay and improve."""
 
     kind = "sampling"
-    version = "1"
+    version = "2"
     params_type = SamplingParams
 
     def validate(self, spec: CampaignSpec) -> None:
@@ -113,7 +107,7 @@ class SamplingEngine(Engine[SamplingParams]):
                                 f"{params.budget} exceeds the operational pool ({size} inputs)",
                                 f"1..{size}")
         else:
-            improve, _ = _improve_split(size, params.improve.eval_fraction, spec.seed)
+            improve, _ = improvement_split(plan, params.improve.eval_fraction, spec.seed)
             need = params.budget * (params.improve.iterations + 1)
             if need > len(improve):
                 raise SpecError(
@@ -156,7 +150,7 @@ class SamplingEngine(Engine[SamplingParams]):
         }
         scoring_seconds = time.perf_counter() - started
         pool = OperationalPool(predicted, scores, scoring.representation("pool").numpy())
-        improve_ids, eval_ids = _improve_split(plan.size, params.improve.eval_fraction, spec.seed)
+        improve_ids, eval_ids = improvement_split(plan, params.improve.eval_fraction, spec.seed)
         context = SamplingContext(
             pool=pool, labels=labels, truth=float(correct.mean()), component=plan.component,
             origin_split=plan.base_split[plan.base_of], origin_row=plan.base_row[plan.base_of],
@@ -297,6 +291,12 @@ class SamplingEngine(Engine[SamplingParams]):
                  "repetition": r.trial["repetition"], **r.result} for r in records]
         table = evaluation.replay_table(rows, truth, size, params.confidence)
         tables["replay"] = table
+        out["coverage_by_budget"] = {
+            str(label): {int(r.budget): float(r.coverage) for r in group.itertuples()}
+            for label, group in table.groupby("sampler", sort=False)
+        }
+        out["under_coverage"] = [f"{r.sampler}@{r.budget}" for r in table.itertuples()
+                                 if r.under_coverage]
         reference = min(params.budgets, key=lambda b: (abs(b - 200), b))
         best = evaluation.best_sampler(table, reference, params.confidence)
         out["reference_budget"] = reference

@@ -13,7 +13,9 @@ One arm, one repetition::
 Each row reports the estimate, the quantity it estimates (M_k's accuracy on the unlabelled
 improvement inputs, known here because the zoo pool is fully labelled), and M_k's true
 operational accuracy on the *evaluation* inputs, a slice of the pool that is never labelled
-or trained on. The control arm is the same loop with simple random sampling, i.e. the same
+or trained on. The slice is cut by base input (``operational.improvement_split``): every shifted
+copy of an evaluation image is in it, so no sibling of an evaluated input is ever trained on.
+The control arm is the same loop with simple random sampling, i.e. the same
 labels spent on random inputs.
 """
 

@@ -110,6 +110,18 @@ def plan_pool(pool: PoolSpec, dataset: DatasetSpec, data: ImageData, seed: int) 
     return PoolPlan(base_split, base_row, component[keep], base[keep], train_rows)
 
 
+def improvement_split(plan: PoolPlan, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(improvement ids, evaluation ids) of the DAIC cycle, split by *base input*: a
+    ``fraction`` of the base inputs present in the pool (at least one) goes to evaluation with
+    every shifted copy of it, so the model is never fine-tuned on one corrupted copy of an
+    image and evaluated on its siblings."""
+    bases = np.unique(plan.base_of)
+    order = np.random.default_rng([seed, 0xDA1C]).permutation(len(bases))
+    count = max(1, int(round(fraction * len(bases))))
+    held = np.isin(plan.base_of, bases[order[:count]])
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def base_labels(data: ImageData, base_split: np.ndarray, base_row: np.ndarray) -> np.ndarray:
     """True labels of the base inputs."""
     y_test, y_train = data.y_test.numpy(), data.y_train.numpy()

@@ -232,7 +232,8 @@ class ImproveSpec(StrictModel):
     repetitions: int = Field(default=3, ge=1, le=200)
     """Independent repetitions of every arm (seeds), for the gain's CI."""
     eval_fraction: float = Field(default=0.3, ge=0.05, le=0.9)
-    """Share of the pool never labelled, on which true operational accuracy is measured."""
+    """Share of the pool's base inputs (each with all its shifted copies) never labelled, on
+    which true operational accuracy is measured."""
     epochs: int = Field(default=15, ge=1, le=1000)
     """Fine-tuning epochs over the labelled inputs per iteration."""
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)

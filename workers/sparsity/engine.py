@@ -28,7 +28,13 @@ from faultlab.spec import CampaignSpec
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.sparsity import compose
 from faultlab.workers.sparsity import report as reporting
-from faultlab.workers.sparsity.metrics import count_macs, measure_latencies, model_stats
+from faultlab.workers.sparsity.intervals import pack_mask
+from faultlab.workers.sparsity.metrics import (
+    count_macs,
+    latency_setting,
+    measure_latencies,
+    model_stats,
+)
 from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 from faultlab.workers.sparsity.planning import allocation_cells, sensitivity_trials, sweep_cells
 from faultlab.workers.sparsity.validation import validate_structure
@@ -70,13 +76,18 @@ def _latency_inputs(data: Dataset, batch: int) -> tuple[tuple[Any, ...], int]:
     return (x[:batch],), batch
 
 
-def _correct(model: nn.Module, ctx: SparsityContext) -> int:
+def _correct_mask(model: nn.Module, ctx: SparsityContext) -> torch.Tensor:
+    """Which evaluation inputs the model classifies correctly (for the paired tests)."""
     with torch.no_grad():
         outs = [model(*args) for args in ctx.eval_inputs]
     out = torch.cat(outs) if ctx.eval_ids is None else outs[0][ctx.eval_ids]
     if out.is_quantized:
         out = out.dequantize()
-    return int((out.argmax(1) == ctx.labels).sum())
+    return out.argmax(1) == ctx.labels
+
+
+def _correct(model: nn.Module, ctx: SparsityContext) -> int:
+    return int(_correct_mask(model, ctx).sum())
 
 
 def _targets(params: SparsityParams, meta: dict[str, Any]) -> list[str]:
@@ -116,7 +127,8 @@ class SparsityEngine(Engine[SparsityParams]):
             params, model, data, eval_inputs, eval_ids, labels, latency_inputs, latency_per,
             threads=max(1, int(spec.execution.num_cpus)),
         )
-        correct = _correct(model, ctx)
+        dense_mask = _correct_mask(model, ctx)
+        correct = int(dense_mask.sum())
         stats = model_stats(model)
         macs = count_macs(model, latency_inputs, latency_per)
         layers = [
@@ -140,6 +152,7 @@ class SparsityEngine(Engine[SparsityParams]):
             "dense": {
                 "correct": correct, "total": int(labels.numel()),
                 "accuracy": correct / max(int(labels.numel()), 1),
+                "correct_mask": pack_mask(dense_mask.tolist()),
                 **stats.to_dict(),
                 "macs": macs.dense, "macs_effective": macs.effective,
                 "aggregation_macs": macs.aggregation,
@@ -241,7 +254,8 @@ class SparsityEngine(Engine[SparsityParams]):
                         batch_size=tune["batch_size"], seed=seed,
                     )
             model.eval()
-            correct = _correct(model, ctx)
+            mask = _correct_mask(model, ctx)
+            correct = int(mask.sum())
         except Exception as exc:  # noqa: BLE001 - a cell whose transforms fail is an outcome
             # (deterministic: retrying the shard would fail again), recorded and reported.
             return {"error": f"{type(exc).__name__}: {exc}"}
@@ -250,6 +264,7 @@ class SparsityEngine(Engine[SparsityParams]):
         total = int(ctx.labels.numel())
         result: dict[str, Any] = {
             "correct": correct, "total": total, "accuracy": correct / max(total, 1),
+            "correct_mask": pack_mask(mask.tolist()),
             **stats.to_dict(),
             "macs": macs.dense, "macs_effective": macs.effective,
             "aggregation_macs": macs.aggregation,
@@ -263,6 +278,7 @@ class SparsityEngine(Engine[SparsityParams]):
             timed.append(twin)
         latencies = self._latencies(ctx, timed)
         result["dense_latency_seconds"], result["latency_seconds"] = latencies[0], latencies[1]
+        result.update(latency_setting(model, ctx.latency_inputs, ctx.latency_per))
         if trial.get("structured"):
             result["masked_latency_seconds"] = latencies[2]
         if trial["family"] == "allocation":

@@ -212,3 +212,16 @@ def measure_latencies(
     finally:
         torch.set_num_threads(previous)
     return [float(min(t)) for t in times]
+
+
+def latency_setting(model: nn.Module, inputs: tuple[Any, ...], batch: int) -> dict[str, Any]:
+    """What a latency figure was measured with, reported next to it: the device the forward
+    ran on, the batch size (inputs per forward; 1 for a full-graph forward) and the dtype of
+    the model's parameters."""
+    first = next(model.parameters(), None)
+    tensor = next((a for a in inputs if isinstance(a, torch.Tensor)), None)
+    device = first.device if first is not None else (tensor.device if tensor is not None
+                                                     else torch.device("cpu"))
+    dtype = first.dtype if first is not None else torch.float32
+    return {"latency_device": str(device), "latency_batch_size": int(batch),
+            "latency_dtype": str(dtype).removeprefix("torch.")}

@@ -132,6 +132,12 @@ def _pruning_cells(params: SparsityParams, seeds: list[int]) -> list[dict[str, A
                         pruning_steps(method, granularity, schedule, level, params), budget,
                         params, structured=structured,
                     ))
+    if budget > 0:
+        # the dense model with the same fine-tuning budget: the baseline a fine-tuned pruned
+        # cell has to beat (the untuned dense row stays the reference of the sparsity metrics)
+        for seed in seeds:
+            cells.append(_cell("baseline", "dense_finetuned", "-", "one_shot", 0.0, "sparsity",
+                               seed, [[]], budget, params))
     if "nm" in params.methods:
         for pattern in params.nm:
             for seed in seeds:

@@ -1,4 +1,9 @@
-"""Plots of a sparsity report: accuracy vs achieved sparsity, and the sensitivity heatmap."""
+"""Plots of a sparsity report: accuracy vs achieved sparsity with its Pareto front, realized vs
+theoretical speedup, and the sensitivity heatmap.
+
+The Pareto front is the set of cells no other cell beats on both accuracy and achieved
+sparsity (ties kept); the theoretical speedup is the report's FLOP/MAC ratio, the realized one
+the measured dense ÷ compressed latency, so points under the diagonal lose to overheads."""
 
 from __future__ import annotations
 
@@ -51,6 +56,10 @@ def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> A
             )
             ax.annotate(tag, (row["achieved_sparsity"], row["accuracy"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
+    front = pareto_front(cells)
+    if len(front):
+        ax.step(front["achieved_sparsity"], front["accuracy"], where="post", color="0.35",
+                linewidth=2.2, alpha=0.5, zorder=0, label="Pareto front")
     if dense_accuracy is not None:
         ax.axhline(dense_accuracy, color="grey", linestyle=":", linewidth=1, label="dense")
     ax.set_xlabel("achieved sparsity (fraction of weights removed)")
@@ -58,6 +67,38 @@ def accuracy_vs_sparsity(cells: pd.DataFrame, dense_accuracy: float | None) -> A
     ax.set_title("Accuracy vs sparsity (error bars: CI over seeds)")
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.subplots_adjust(right=0.72)
+    return fig
+
+
+def pareto_front(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells not dominated in (achieved sparsity, accuracy), by increasing sparsity."""
+    points = cells.dropna(subset=["achieved_sparsity", "accuracy"]).sort_values(
+        ["achieved_sparsity", "accuracy"], ascending=[False, False])
+    keep, best = [], -np.inf
+    for index, accuracy in zip(points.index, points["accuracy"], strict=True):
+        if accuracy > best:
+            keep.append(index)
+            best = accuracy
+    return points.loc[keep].sort_values("achieved_sparsity")
+
+
+def speedup_figure(cells: pd.DataFrame) -> Any:
+    """Realized (measured latency) against theoretical (MAC ratio) speedup, per method."""
+    rows = cells.dropna(subset=["theoretical_speedup", "realized_speedup"])
+    fig = _figure(6.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for (family, method), group in rows.groupby(["family", "method"], sort=False):
+        ax.scatter(group["theoretical_speedup"], group["realized_speedup"], s=22,
+                   label=f"{method} ({family})")
+    top = float(max(rows["theoretical_speedup"].max(), rows["realized_speedup"].max(), 1.0))
+    ax.plot([0.5, top * 1.1], [0.5, top * 1.1], "k:", linewidth=1, label="realized = theoretical")
+    ax.axhline(1.0, color="0.6", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("theoretical speedup (dense MACs ÷ effective MACs)")
+    ax.set_ylabel("realized speedup (measured latency)")
+    ax.set_title("Realized vs theoretical speedup")
+    ax.legend(fontsize=6, loc="upper left")
     return fig
 
 
@@ -76,13 +117,17 @@ def sensitivity_heatmap(sens: pd.DataFrame) -> Any:
 
 
 def plot(report: Report) -> dict[str, Any]:
-    """``{"accuracy_vs_sparsity": fig, "sensitivity_heatmap": fig}`` (those the report supports)."""
+    """``accuracy_vs_sparsity``, ``speedup`` and ``sensitivity_heatmap`` (those the report
+    supports)."""
     figures: dict[str, Any] = {}
     cells = report.tables.get("cells")
     if cells is not None and not cells.empty:
         figures["accuracy_vs_sparsity"] = accuracy_vs_sparsity(
             cells, report.summary.get("dense_accuracy")
         )
+        if {"theoretical_speedup", "realized_speedup"} <= set(cells.columns) and cells[
+                ["theoretical_speedup", "realized_speedup"]].notna().all(axis=1).any():
+            figures["speedup"] = speedup_figure(cells)
     sens = report.tables.get("sensitivity")
     if sens is not None and not sens.empty:
         figures["sensitivity_heatmap"] = sensitivity_heatmap(sens)

@@ -31,7 +31,8 @@ import pandas as pd
 from scipy import stats as sp_stats
 
 from faultlab.report import Report
-from faultlab.stats import mean_with_ci, wilson_interval
+from faultlab.stats import wilson_interval
+from faultlab.workers.sparsity.intervals import accuracy_columns
 from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 
 KEY = ["family", "method", "granularity", "schedule", "level", "level_kind"]
@@ -65,7 +66,7 @@ def cell_runs(
         "aggregation_macs": dense["aggregation_macs"],
         "theoretical_speedup": _ratio(dense["macs"], dense["macs_effective"]),
         "latency_seconds": math.nan, "realized_speedup": 1.0, "masked_speedup": math.nan,
-        "error": None, "allocation": None,
+        "error": None, "allocation": None, "correct_mask": dense.get("correct_mask"),
     }]
     for trial, result in cells:
         row: dict[str, Any] = {k: trial.get(k) for k in KEY}
@@ -79,6 +80,7 @@ def cell_runs(
             continue
         row.update({
             "accuracy": result["accuracy"], "correct": result["correct"], "total": result["total"],
+            "correct_mask": result.get("correct_mask"),
             "achieved_sparsity": 1.0 - _ratio(result["weights_nonzero"], dense["weights"]),
             "model_sparsity": 1.0 - _ratio(result["nonzeros"], dense["params"]),
             "weights": result["weights"], "weights_nonzero": result["weights_nonzero"],
@@ -88,6 +90,7 @@ def cell_runs(
             "aggregation_macs": result["aggregation_macs"],
             "theoretical_speedup": _ratio(dense["macs"], result["macs_effective"]),
             "latency_seconds": result["latency_seconds"],
+            **{k: result.get(k) for k in ("latency_device", "latency_batch_size", "latency_dtype")},
             "realized_speedup": _ratio(result["dense_latency_seconds"], result["latency_seconds"]),
             "masked_speedup": _ratio(
                 result["dense_latency_seconds"], result.get("masked_latency_seconds")
@@ -127,20 +130,13 @@ def cell_table(runs: pd.DataFrame, meta: dict[str, Any], params: SparsityParams)
             int(ok["correct"].sum()) if accs else 0,
             int(ok["total"].sum()) if accs else 0,
         )
-        wilson = wilson_interval(correct, total) if total else (math.nan, math.nan)
+        # Wilson on one test set's count (the seeds share the test inputs: S × T would be
+        # √S too narrow)
+        seeds_n = max(len(accs), 1)
+        wilson = (wilson_interval(round(correct / seeds_n), round(total / seeds_n)) if total
+                  else (math.nan, math.nan))
         row["accuracy_wilson_low"], row["accuracy_wilson_high"] = wilson
-        if len(accs) > 1 and len(set(accs)) > 1:
-            # Spread over seeds (masks, calibration samples, fine-tuning order): Student t.
-            ci = mean_with_ci(accs)
-            row.update(accuracy=ci["mean"], accuracy_ci_low=max(0.0, ci["ci_low"]),
-                       accuracy_ci_high=min(1.0, ci["ci_high"]), ci_method="t over seeds")
-        elif accs:
-            # One seed, or a method the seed does not change: only the test sample varies.
-            row.update(accuracy=float(np.mean(accs)), accuracy_ci_low=wilson[0],
-                       accuracy_ci_high=wilson[1], ci_method="wilson (test inputs)")
-        else:
-            nan = math.nan
-            row.update(accuracy=nan, accuracy_ci_low=nan, accuracy_ci_high=nan, ci_method="-")
+        row.update(accuracy_columns(ok, meta))
         row["accuracy_std"] = (
             float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0 if accs else math.nan
         )
@@ -271,6 +267,9 @@ def summary(
             for _, r in curves.iterrows() if pd.notna(r["auc"])
         }
     if not cells.empty:
+        tuned = cells[cells["method"] == "dense_finetuned"]
+        if not tuned.empty:  # the dense model given the pruned cells' fine-tuning budget
+            out["dense_finetuned_accuracy"] = float(tuned["accuracy"].iloc[0])
         at_half = _structured_at_half(cells)
         if at_half is not None:
             out["structured_at_half"] = at_half
@@ -335,31 +334,34 @@ def composition_table(
     per_model = fault_report.tables["per_model"]
     per_model = per_model[per_model["mitigation"] == "none"].copy()
     per_model.insert(0, "variant", [variant_of.get(w, w) for w in per_model["workload"]])
-    outcome: dict[str, dict[tuple[Any, ...], bool]] = {n: {} for n in names}
+    outcome: dict[str, dict[tuple[Any, ...], str]] = {n: {} for n in names}
     for r in records:
         if r.trial.get("type") != "fault":
             continue
         fault = r.trial["fault"]
         key = (fault["stratum"].split("|", 1)[1], fault["round"], fault["ordinal"], fault["dtype"])
-        outcome[r.trial["variant"]][key] = r.result.get("outcome") in ("sdc", "critical_sdc")
+        outcome[r.trial["variant"]][key] = str(r.result.get("outcome"))
     dense_rate = {
         dt: float(row["sdc_rate"]) for dt, row in
         per_model[per_model["variant"] == "dense"].set_index("dtype").iterrows()
     }
-    ratios, only_dense, only_variant, p_values = [], [], [], []
-    for _, row in per_model.iterrows():
-        ratios.append(_ratio(dense_rate.get(row["dtype"]), row["sdc_rate"]))
-        base, mine = outcome["dense"], outcome[row["variant"]]
-        common = [k for k in mine if k in base and k[3] == row["dtype"]]
-        b = sum(1 for k in common if base[k] and not mine[k])
-        c = sum(1 for k in common if mine[k] and not base[k])
-        only_dense.append(b)
-        only_variant.append(c)
-        p_values.append(float(sp_stats.binomtest(min(b, c), b + c, 0.5).pvalue) if b + c else 1.0)
-    per_model["dense_vs_variant_sdc_ratio"] = ratios
-    per_model["sdc_only_dense"] = only_dense
-    per_model["sdc_only_variant"] = only_variant
-    per_model["mcnemar_p"] = p_values
+    per_model["dense_vs_variant_sdc_ratio"] = [
+        _ratio(dense_rate.get(dt), rate) for dt, rate in zip(per_model["dtype"],
+                                                             per_model["sdc_rate"], strict=True)]
+    # McNemar on the identical faults, for SDC and for critical SDC
+    for prefix, hits in (("sdc", ("sdc", "critical_sdc")), ("critical_sdc", ("critical_sdc",))):
+        only_dense, only_variant, p_values = [], [], []
+        for _, row in per_model.iterrows():
+            base, mine = outcome["dense"], outcome[row["variant"]]
+            common = [k for k in mine if k in base and k[3] == row["dtype"]]
+            b = sum(1 for k in common if base[k] in hits and mine[k] not in hits)
+            c = sum(1 for k in common if mine[k] in hits and base[k] not in hits)
+            only_dense.append(b)
+            only_variant.append(c)
+            p_values.append(float(sp_stats.binomtest(c, b + c, 0.5).pvalue) if b + c else 1.0)
+        per_model[f"{prefix}_only_dense"] = only_dense
+        per_model[f"{prefix}_only_variant"] = only_variant
+        per_model["mcnemar_p" if prefix == "sdc" else "critical_sdc_mcnemar_p"] = p_values
     order = {n: i for i, n in enumerate(names)}
     per_model = per_model.sort_values(
         ["dtype", "variant"], key=lambda s: s.map(order) if s.name == "variant" else s
@@ -373,6 +375,8 @@ def composition_summary(table: pd.DataFrame) -> dict[str, Any]:
             "sdc_rate": r["sdc_rate"], "sdc_ci": [r["sdc_ci_low"], r["sdc_ci_high"]],
             "dense_vs_variant_sdc_ratio": r["dense_vs_variant_sdc_ratio"],
             "mcnemar_p": r["mcnemar_p"],
+            "critical_sdc_rate": r["critical_sdc_rate"],
+            "critical_sdc_mcnemar_p": r["critical_sdc_mcnemar_p"],
             "trials": r["trials"],
         }
         for _, r in table.iterrows()

@@ -25,6 +25,7 @@ from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec, DatasetSpec
+from faultlab.workers import progress
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.training import analysis
 from faultlab.workers.training.loop import CURVE_KEYS, train_cell
@@ -62,6 +63,7 @@ class TrainingEngine(Engine[TrainingParams]):
     kind = "training"
     version = "1"
     params_type = TrainingParams
+    streams_progress = True
 
     def validate(self, spec: CampaignSpec) -> None:
         params = self.params(spec)
@@ -121,14 +123,18 @@ class TrainingEngine(Engine[TrainingParams]):
         previous = torch.get_num_threads()
         torch.set_num_threads(ctx.threads)
         try:
-            return [self._run_cell(ctx, trial) for trial in trials]
+            return [self._run_cell(ctx, i, trial) for i, trial in enumerate(trials)]
         finally:
             torch.set_num_threads(previous)
 
-    def _run_cell(self, ctx: TrainingContext, trial: dict[str, Any]) -> dict[str, Any]:
+    def _run_cell(self, ctx: TrainingContext, index: int, trial: dict[str, Any]) -> dict[str, Any]:
+        def on_point(point: dict[str, float]) -> None:
+            progress.emit(index, {"curve": point})
+
         try:
             return train_cell(ctx.graphs[trial["dataset"]], trial["variant"], trial["recipe"],
-                              trial["targets"], int(trial["seed"]), int(trial["curve_points"]))
+                              trial["targets"], int(trial["seed"]), int(trial["curve_points"]),
+                              on_point)
         except Exception as exc:  # noqa: BLE001 - a cell that cannot train is an outcome
             # (deterministic: retrying the shard would fail again), recorded and reported.
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from faultlab.workers.training.analysis import linear_rate
@@ -29,6 +31,9 @@ from faultlab.workers.training.models import TrainableModel, build_variant
 from faultlab.workers.zoo import GraphData
 
 CURVE_KEYS = ("step", "loss", "train_acc", "val_acc", "test_acc", "wall_seconds")
+LIVE_INTERVAL_SECONDS = 0.5
+"""Live curve points (``on_point``) are sent at most this often per cell, plus the first
+and the last."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class _Tracker:
     target_loss: float | None = None
     steps_to_accuracy: int | None = None
     time_to_accuracy: float | None = None
+    on_point: Callable[[dict[str, float]], None] | None = None
+    last_sent: float = -math.inf
 
     def observe(self, step: int, loss: float, accs: dict[str, float], split: str,
                 wall: float, last: bool) -> None:
@@ -132,13 +139,22 @@ class _Tracker:
                 for key, value in zip(CURVE_KEYS, (step, loss, accs["train"], accs["val"],
                                                    accs["test"], wall), strict=True):
                     self.curve[key].append(value)
+                self._send(wall, last)
+
+    def _send(self, wall: float, last: bool) -> None:
+        if self.on_point is None or not (last or wall - self.last_sent >= LIVE_INTERVAL_SECONDS):
+            return
+        self.last_sent = wall
+        self.on_point({key: self.curve[key][-1] for key in CURVE_KEYS})
 
 
 def train_cell(
     graph: GraphData, variant: dict[str, Any], recipe: dict[str, Any], targets: dict[str, Any],
-    seed: int, curve_points: int,
+    seed: int, curve_points: int, on_point: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains one cell and returns its result: curves, final metrics, speed figures."""
+    """Trains one cell and returns its result: curves, final metrics, speed figures, and the
+    trained ``state_dict`` as safetensors bytes (``checkpoint``). ``on_point`` receives curve
+    points while it trains (throttled to one per :data:`LIVE_INTERVAL_SECONDS`)."""
     split = label_split(graph, recipe["labels"], seed)
     data = graph.data
     torch.manual_seed(seed)
@@ -150,7 +166,8 @@ def train_cell(
     sched = _scheduler(opt, recipe)
     absolute = targets.get("loss") or recipe.get("loss_target")
     tracker = _Tracker(absolute, targets.get("loss_ratio"), float(targets["accuracy"]),
-                       max(1, math.ceil(epochs / curve_points)), [], {k: [] for k in CURVE_KEYS})
+                       max(1, math.ceil(epochs / curve_points)), [], {k: [] for k in CURVE_KEYS},
+                       on_point=on_point)
     ids = {"train": split.labelled, "val": split.val, "test": split.test}
     status, loss_target = "completed", recipe.get("loss_target")
     model.train()
@@ -210,6 +227,8 @@ def _result(model: TrainableModel, inputs: tuple[torch.Tensor, ...], y: torch.Te
         "precompute_seconds": precompute,
         "train_seconds": train_seconds,
         "curve": tracker.curve,
+        "checkpoint": save_safetensors(
+            {k: v.detach().contiguous() for k, v in model.state_dict().items()}),
     }
 
 

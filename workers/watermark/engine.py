@@ -53,7 +53,7 @@ class WatermarkEngine(Engine[WatermarkParams]):
     """Watermark-robustness campaigns (see the module docstring)."""
 
     kind = "watermark"
-    version = "1"
+    version = "2"
     params_type = WatermarkParams
     provenance_fields = frozenset({"embed_source", "sensitivity_source", "embed_sources"})
 

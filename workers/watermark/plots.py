@@ -54,17 +54,27 @@ def robustness_figure(rows: pd.DataFrame, breaks: pd.DataFrame, attack: str) -> 
     colours = dict(
         zip(rows["scheme"].unique(), ["C0", "C1", "C2", "C3", "C4", "C5", "C6"], strict=False)
     )
+    unbroken: list[str] = []
     for scheme, group in rows.groupby("scheme", sort=False):
         group = group.sort_values("strength")
         colour = colours.get(scheme, "k")
         for column, style, what in (("wm_acc", "-o", "watermark"), ("test_acc", "--s", "test")):
-            low = (group[column] - group[f"{column}_ci_low"]).clip(lower=0)
-            high = (group[f"{column}_ci_high"] - group[column]).clip(lower=0)
-            ax.errorbar(group["strength"], group[column], yerr=[low, high], fmt=style, color=colour,
-                        capsize=3, label=f"{scheme} {what} acc")
+            x = group["strength"].to_numpy(dtype=float)
+            low = group[f"{column}_ci_low"].to_numpy(dtype=float).clip(0.0, 1.0)
+            high = group[f"{column}_ci_high"].to_numpy(dtype=float).clip(0.0, 1.0)
+            ax.fill_between(x, low, high, color=colour, alpha=0.12 if what == "test" else 0.2,
+                            linewidth=0)
+            ax.plot(x, group[column], style, color=colour, markersize=4,
+                    label=f"{scheme} {what} acc")
         brk = breaks[(breaks["scheme"] == scheme) & (breaks["attack"] == attack)]
         if len(brk) and brk["break_strength"].notna().any():
-            ax.axvline(float(brk["break_strength"].iloc[0]), color=colour, linestyle=":", alpha=0.8)
+            at = float(brk["break_strength"].iloc[0])
+            ax.axvline(at, color=colour, linestyle=(0, (4, 2)), linewidth=2.0,
+                       label=f"{scheme} breaks at {at:g}")
+            ax.annotate("break", (at, 0.5), xytext=(4, 0), textcoords="offset points",
+                        rotation=90, color=colour, fontsize=8, va="center")
+        else:
+            unbroken.append(str(scheme))
     strengths = rows["strength"].astype(float)
     if (strengths > 0).all() and strengths.max() / strengths.min() >= 100:
         ax.set_xscale("log")
@@ -73,8 +83,10 @@ def robustness_figure(rows: pd.DataFrame, breaks: pd.DataFrame, attack: str) -> 
         ax.invert_xaxis()  # stronger attacks to the right
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"{attack}: {rows['knob'].iloc[0]} (stronger →)")
-    ax.set_ylabel("accuracy (mean, 95 % CI over seeds)")
-    ax.set_title(f"Robustness under {attack} (dotted: break point)")
+    ax.set_ylabel("accuracy (mean over seeds)")
+    note = f"; not broken: {', '.join(unbroken)}" if unbroken else ""
+    ax.set_title(f"Robustness under {attack}\n(bands: 95 % CI clipped to [0, 1]; dashed: "
+                 f"break point{note})", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -3,8 +3,9 @@
 Null calibration per (scheme, seed) and decision rule (``verify.py``: binomial test with the
 null rate estimated on independently trained models, a floor, and a leave-one-out false-claim
 rate); the embedded models' clean-accuracy cost and imperceptibility; per attack and strength,
-means with CIs over seeds; and per (scheme, attack) the break point — the weakest strength at
-which most seeds fail verification while the test-accuracy drop stays within the budget.
+pooled rates with Wilson CIs over seeds' counts; and per (scheme, attack) the break point —
+the weakest strength at which most seeds fail verification while the test-accuracy drop
+stays within the budget.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from faultlab.workers.watermark.verify import (
 
 Cell = tuple[int, int]
 """(scheme index, repetition seed): one watermarked model."""
+Counts = tuple[int, int]
+"""(correct, total) test-set answers of one model."""
 ByType = dict[str, list[TrialRecord]]
 
 
@@ -78,6 +81,7 @@ def report_tables(
     robustness, breaks = _robustness(cells, params, attack_labels(params.attacks))
     embeddings = pd.DataFrame(embed_rows)
     summary = _summary(params, by_type, null_rows, embeddings, breaks, scheme_names)
+    summary["false_claim_bound"] = max((r["false_claim_bound"] for r in cal_rows), default=1.0)
     tables = {
         "robustness": robustness, "break_points": breaks, "cells": cells, "embeddings": embeddings,
         "calibration": pd.DataFrame(cal_rows), "null_models": pd.DataFrame(null_rows),
@@ -108,7 +112,7 @@ def _calibrate(
         evs = [e for s, e in answers.get(cell, []) if s != exclude]
         rates = {}
         for rule in key_rules[cell]:
-            kind = primary_null[cell] if rule == "primary" else "derangement"
+            kind = primary_null[cell] if rule == "primary" else "key_blind"
             counts = [e.matches(rule) or 0 for e in evs]
             n = evs[0].n if evs else 0
             rates[rule] = null_rate(
@@ -125,7 +129,9 @@ def _calibrate(
                 "scheme": scheme_names[i], "seed": seed, "rule": rule, "p0": rate.p0,
                 "source": rate.source, "null_matches": rate.null_matches,
                 "null_trials": rate.null_trials, "min_matches": min_matches(n, rate.p0, ver.alpha),
-                "n": n, "alpha": ver.alpha,
+                "n": n, "alpha": ver.alpha, "exact": rate.exact,
+                "guarantee": "exact" if rate.exact else "estimate",
+                "false_claim_bound": rate.false_claim_bound(ver.alpha),
             })
         for null_seed, ev in answers.get((i, seed), []):
             p, decided = ownership_p_value(ev, nulls_for((i, seed), exclude=null_seed))
@@ -140,22 +146,23 @@ def _calibrate(
 def _embedding_rows(
     params: WatermarkParams, by_type: ByType, calibrated: dict[Cell, dict[str, NullRate]],
     scheme_names: dict[int, str],
-) -> tuple[list[dict[str, Any]], dict[Cell, float]]:
+) -> tuple[list[dict[str, Any]], dict[Cell, Counts]]:
     """One row per watermarked model, and each one's test accuracy."""
     ver = params.verification
     embed_rows = []
-    wm_test: dict[tuple[int, int], float] = {}
+    wm_test: dict[Cell, Counts] = {}
     for r in sorted(by_type["embed"], key=lambda r: (r.trial["scheme_index"], r.trial["seed"])):
         cell = (r.trial["scheme_index"], r.trial["seed"])
         ev = Evidence.from_dict(r.result["evidence"])
         p, rule = ownership_p_value(ev, calibrated[cell])
         test_acc = r.result["test_correct"] / r.result["test_n"]
         base_acc = r.result["base_test_correct"] / r.result["test_n"]
-        wm_test[cell] = test_acc
+        wm_test[cell] = (int(r.result["test_correct"]), int(r.result["test_n"]))
         embed_rows.append({
             "scheme": scheme_names[cell[0]], "seed": cell[1], "base_test_acc": base_acc,
             "test_acc": test_acc, "clean_acc_drop": 100 * (base_acc - test_acc),
-            "trigger_acc": _wm_acc(ev, rule), "p_value": p, "rule": rule,
+            "trigger_acc": _wm_acc(ev, rule), "matches": _matches(ev, rule), "n": ev.n,
+            "p_value": p, "rule": rule,
             "verified": p <= ver.alpha, "psnr": r.result["psnr"], "ssim": r.result["ssim"],
             "num_outputs": r.result["num_outputs"], "embed_source": r.result["embed_source"],
             "elapsed_seconds": r.result["elapsed_seconds"],
@@ -165,7 +172,7 @@ def _embedding_rows(
 
 def _attack_rows(
     params: WatermarkParams, by_type: ByType, calibrated: dict[Cell, dict[str, NullRate]],
-    wm_test: dict[Cell, float], scheme_names: dict[int, str],
+    wm_test: dict[Cell, Counts], scheme_names: dict[int, str],
 ) -> list[dict[str, Any]]:
     """One row per attack cell (attack, strength, scheme, seed)."""
     ver = params.verification
@@ -177,12 +184,15 @@ def _attack_rows(
             continue  # its embed trial failed: nothing to compare against
         ev = Evidence.from_dict(r.result["evidence"])
         p, rule = ownership_p_value(ev, calibrated[cell])
-        test_acc = r.result["test_correct"] / r.result["test_n"]
+        correct, test_n = int(r.result["test_correct"]), int(r.result["test_n"])
+        base_correct, _ = wm_test[cell]  # the same test set, before the attack
         cell_rows.append({
             "scheme": scheme_names[cell[0]], "attack": t["attack_label"],
             "attack_index": t["attack_index"], "strength": t["strength"], "seed": cell[1],
-            "wm_acc": _wm_acc(ev, rule), "test_acc": test_acc,
-            "test_acc_drop": 100 * (wm_test[cell] - test_acc), "matches": _matches(ev, rule),
+            "wm_acc": _wm_acc(ev, rule), "test_acc": correct / test_n, "test_correct": correct,
+            "test_n": test_n, "wm_test_correct": base_correct,
+            "test_acc_drop": 100 * (base_correct - correct) / test_n,
+            "matches": _matches(ev, rule),
             "n": ev.n, "primary_acc": None if ev.primary is None else ev.primary / ev.n,
             "backup_acc": None if ev.backup is None else ev.backup / ev.n, "p_value": p,
             "rule": rule, "verified": p <= ver.alpha, "num_outputs": ev.num_outputs,
@@ -207,8 +217,9 @@ def _summary(
         "false_claims": int(sum(null_claims)),
         "false_claim_rate": rate_with_ci(int(sum(null_claims)), len(null_claims)),
         "null_models": len(by_type["null"]),
-        "null_test_acc": mean_with_ci(
-            [r.result["test_correct"] / r.result["test_n"] for r in by_type["null"]]
+        "null_test_acc": rate_with_ci(
+            sum(int(r.result["test_correct"]) for r in by_type["null"]),
+            sum(int(r.result["test_n"]) for r in by_type["null"]),
         ),
         "alpha": ver.alpha,
         "embed_cells": embed_cells,
@@ -229,7 +240,7 @@ def _summary(
         if len(rows):
             summary["schemes"][name] = {
                 "clean_acc_drop": mean_with_ci(rows["clean_acc_drop"].tolist()),
-                "trigger_acc": mean_with_ci(rows["trigger_acc"].tolist()),
+                "trigger_acc": rate_with_ci(int(rows["matches"].sum()), int(rows["n"].sum())),
                 "p_value_max": float(rows["p_value"].max()),
                 "verified": rate_with_ci(int(rows["verified"].sum()), len(rows)),
                 "psnr": mean_with_ci([v for v in rows["psnr"].tolist() if v is not None]),
@@ -251,7 +262,9 @@ def _wm_acc(ev: Evidence, rule: str | None) -> float:
 def _robustness(
     cells: pd.DataFrame, params: WatermarkParams, labels: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (scheme, attack, strength): means with CIs over seeds; per (scheme, attack): the
+    """Per (scheme, attack, strength): pooled rates over seeds with Wilson intervals on the
+    pooled counts (trigger matches, test answers; inside [0, 1], and defined for one seed) and
+    the pooled test-accuracy drop in points; per (scheme, attack): the
     break point — the weakest strength at which most seeds fail verification while the mean
     test-accuracy drop stays under the budget."""
     rows: list[dict[str, Any]] = []
@@ -268,11 +281,13 @@ def _robustness(
             g = group[group["strength"] == strength]
             if g.empty:
                 continue
-            wm = mean_with_ci(g["wm_acc"].tolist())
-            test = mean_with_ci(g["test_acc"].tolist())
-            drop = mean_with_ci(g["test_acc_drop"].tolist())
+            wm = rate_with_ci(int(g["matches"].sum()), int(g["n"].sum()))
+            test = rate_with_ci(int(g["test_correct"].sum()), int(g["test_n"].sum()))
+            drop = 100 * int((g["wm_test_correct"] - g["test_correct"]).sum()) / int(
+                g["test_n"].sum()
+            )
             verified = rate_with_ci(int(g["verified"].sum()), len(g))
-            within = drop["mean"] < params.budget_points
+            within = drop < params.budget_points
             breaks = verified["rate"] < 0.5 and within
             if breaks and broken_at is None:
                 broken_at = strength
@@ -288,10 +303,10 @@ def _robustness(
                     per_seed[seed] = strength
             rows.append({
                 "scheme": scheme, "attack": labels[int(index)], "strength": strength,
-                "knob": info.knob, "wm_acc": wm["mean"], "wm_acc_ci_low": wm["ci_low"],
-                "wm_acc_ci_high": wm["ci_high"], "test_acc": test["mean"],
+                "knob": info.knob, "wm_acc": wm["rate"], "wm_acc_ci_low": wm["ci_low"],
+                "wm_acc_ci_high": wm["ci_high"], "test_acc": test["rate"],
                 "test_acc_ci_low": test["ci_low"], "test_acc_ci_high": test["ci_high"],
-                "test_acc_drop": drop["mean"], "verified_rate": verified["rate"],
+                "test_acc_drop": drop, "verified_rate": verified["rate"],
                 "verified_ci_low": verified["ci_low"], "verified_ci_high": verified["ci_high"],
                 "p_value_median": float(np.median(g["p_value"])),
                 "p_value_max": float(g["p_value"].max()), "seeds": len(g), "breaks": breaks,

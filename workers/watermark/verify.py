@@ -8,18 +8,26 @@ too). The null rate ``p0`` depends on the rule:
 
 * **uniform** — labels drawn uniformly and independently of the triggers (Adi et al.):
   whatever an innocent model predicts, each trigger matches with probability exactly 1/K.
+* **key_blind** — the backup rule of the new-class mode: trigger ``i`` of class ``y_i`` must be
+  answered ``b_i``, drawn independently per trigger and uniformly among the K−1 classes other
+  than ``y_i``. Given the triggers, *any* model built without the key — healthy or broken, a
+  constant predictor or a systematic class confusion included — matches trigger ``i`` with
+  probability ``1/(K−1)`` (0 where it answers ``y_i``), independently across triggers, so its
+  matches are stochastically below ``Binomial(n, 1/(K−1))``: ``p0 = 1/(K−1)`` is exact.
 * **estimated** — a fixed label (Zhang et al.) or the new-class rule of the frequency scheme
   (count triggers predicted as the watermark class): innocent models can match far more or
-  less often than 1/K, so ``p0`` is calibrated on null models, conservatively:
+  less often than 1/K, so ``p0`` is calibrated on null models:
   ``max(Clopper-Pearson upper bound of the pooled rate, the largest single null model's rate,
   min_null_rate)``. A null model without the watermark class counts as 0 matches; with no
   null models at all the rule falls back to 1/K.
 
-* **derangement** — the backup rule of the new-class mode: trigger ``i`` of class ``y_i`` must be
-  answered ``π(y_i)`` for the key's random derangement ``π``. Over the key's randomness ``π(y)``
-  is uniform on the K−1 other classes, so *any* model drawn without the key — healthy or broken
-  (a constant predictor included) — matches with probability at most 1/(K−1); ``p0`` is that
-  bound, or the calibrated rate if the null models ever exceed it.
+**Guarantees.** For ``uniform`` and ``key_blind`` the false-claim probability of any key-blind
+model is at most α (exact binomial tails). An ``estimated`` p-value is an *estimate*: innocent
+models differ, and a fresh innocent model, exchangeable with the ``m`` null models, exceeds the
+largest null model's matches with probability at most ``1/(m+1)`` — which is the only
+distribution-free bound on its false-claim probability (rejection at α < 1/2 needs more matches
+than ``n · p0 ≥`` every null model's); :meth:`NullRate.false_claim_bound` reports it. With no
+null models there is no bound (1).
 
 A key with two rules (new-class label plus the backup permuted labels) tests every rule the
 suspect's outputs allow and combines them with Bonferroni (``min(1, m · min p)``), so a model
@@ -71,9 +79,23 @@ class NullRate:
 
     p0: float
     source: str
-    """``uniform`` (1/K), ``estimated`` (null models) or ``fallback`` (1/K, no null models)."""
+    """``uniform`` (1/K), ``key_blind`` (1/(K−1)), ``estimated`` (null models) or
+    ``fallback`` (1/K, no null models)."""
     null_matches: int = 0
     null_trials: int = 0
+    exact: bool = False
+    """True when ``p0`` bounds every key-blind model's match rate (the test's level is α)."""
+    null_models: int = 0
+
+    def false_claim_bound(self, alpha: float) -> float:
+        """Proven bound on a key-blind model's false-claim probability at level ``alpha``:
+        α for exact nulls; ``max(α, 1/(m+1))`` for a null estimated on ``m`` models
+        (exchangeability); 1 with no null models."""
+        if self.exact:
+            return alpha
+        if self.null_models == 0:
+            return 1.0
+        return max(alpha, 1.0 / (self.null_models + 1))
 
 
 def binomial_p_value(matches: int, n: int, p0: float) -> float:
@@ -116,21 +138,21 @@ def null_rate(
     confidence: float,
     floor: float,
 ) -> NullRate:
-    """``p0`` of a rule: 1/K for ``uniform``; calibrated on the null models' match counts
-    (``null_counts``, one per null model, each out of ``n``) for ``estimated``; at least
-    1/(K−1) for ``derangement``."""
+    """``p0`` of a rule: 1/K for ``uniform``; 1/(K−1) for ``key_blind``; calibrated on the
+    null models' match counts (``null_counts``, one per null model, each out of ``n``) for
+    ``estimated``."""
+    pooled, total, models = sum(null_counts), n * len(null_counts), len(null_counts)
     if kind == "uniform":
-        return NullRate(1.0 / num_classes, "uniform")
-    pooled, total = sum(null_counts), n * len(null_counts)
-    if kind == "derangement":
+        return NullRate(1.0 / num_classes, "uniform", exact=True)
+    if kind == "key_blind":
         bound = 1.0 / max(1, num_classes - 1)
-        largest = max(null_counts) / n if null_counts and n else 0.0
-        return NullRate(max(bound, largest), "derangement", pooled, total)
+        return NullRate(bound, "key_blind", pooled, total, exact=True, null_models=models)
     if not null_counts:
         return NullRate(1.0 / num_classes, "fallback")
     upper = clopper_pearson_upper(pooled, total, confidence)
     largest = max(null_counts) / n if n else 1.0
-    return NullRate(min(1.0, max(upper, largest, floor)), "estimated", pooled, total)
+    p0 = min(1.0, max(upper, largest, floor))
+    return NullRate(p0, "estimated", pooled, total, null_models=models)
 
 
 def ownership_p_value(evidence: Evidence, nulls: dict[str, NullRate]) -> tuple[float, str | None]:

@@ -51,6 +51,9 @@ class FaultModel(abc.ABC):
 
     #: Single-bit models are stratified by bit (the trial's stratum carries the bit).
     per_bit: ClassVar[bool] = False
+    #: Whether the planner's permutation of cells enumerates every distinct fault (the draw adds
+    #: no randomness): only then is an exhausted stratum a census with an exact rate.
+    exhaustive: ClassVar[bool] = False
 
     @abc.abstractmethod
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
@@ -71,8 +74,9 @@ class FaultModel(abc.ABC):
         ]
         return torch.tensor(out, dtype=patterns.dtype).reshape(patterns.shape)
 
-    def choices(self, ctx: DrawContext) -> int:
-        """Distinct faults per element (the fault population is elements × choices)."""
+    def choices(self, ctx: DrawContext) -> float:
+        """Distinct faults per element (the fault population is elements × choices;
+        ``math.inf`` for a continuous value)."""
         return 1
 
 
@@ -87,6 +91,7 @@ class SingleBitModel(FaultModel):
     the stratum's, or drawn uniformly from the campaign's bits; every bit is a distinct fault."""
 
     per_bit = True
+    exhaustive = True
 
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
         if bit is None:

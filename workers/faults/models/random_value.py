@@ -13,6 +13,7 @@ with ``X`` the fault-free values of the target tensor and ``w`` the element widt
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,10 @@ class RandomValue(FaultModel):
             return {"pattern": int(rng.integers(0, 1 << min(ctx.fmt.width, 62)))}
         low, high = ctx.value_range
         return {"value": float(rng.uniform(low, high)) if high > low else float(low)}
+
+    def choices(self, ctx: DrawContext) -> float:
+        """Every stored integer (``2^w``); a floating-point value is continuous."""
+        return math.inf if ctx.fmt.floating else float(1 << min(ctx.fmt.width, 62))
 
     def apply(self, pattern: int, fault: dict[str, Any], fmt: ElementFormat) -> int:
         if "pattern" in fault:

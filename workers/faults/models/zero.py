@@ -24,6 +24,8 @@ from faultlab.workers.faults.models.base import FAULT_MODELS, DrawContext, Eleme
 class Zero(FaultModel):
     """Replaces the element by the real value 0 (the stored zero point)."""
 
+    exhaustive = True
+
     def draw(self, rng: np.random.Generator, ctx: DrawContext, bit: int | None) -> dict[str, Any]:
         return {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from faultlab.stats import two_sided_z, wilson_bounds
 
@@ -15,15 +15,22 @@ def z_value(confidence: float) -> float:
     return two_sided_z(confidence)
 
 
-def clip_interval(low: float, high: float) -> tuple[float, float]:
-    """An accuracy lies in [0, 1]; clipping an interval never lowers its coverage."""
-    return max(0.0, float(low)), min(1.0, float(high))
-
-
-def normal_interval(estimate: float, std_error: float, confidence: float) -> tuple[float, float]:
-    """Wald interval ``estimate ± z · se`` clipped to [0, 1]."""
-    half = z_value(confidence) * std_error
-    return clip_interval(estimate - half, estimate + half)
+def design_effect_interval(estimate: float, std_error: float, labels: int,
+                           confidence: float) -> tuple[float, float]:
+    """Wilson (1927) interval at the Kish (1965) effective size ``θ̂(1 − θ̂) / se²`` of the
+    design, with the two-sided Student-t quantile on ``labels − 1`` degrees of freedom in
+    place of z (small samples). A zero standard error with an estimate strictly inside (0, 1)
+    means a census (zero width); at an estimate of 0 or 1 the labels themselves are the
+    effective size (no failure seen is not certainty)."""
+    theta = min(max(float(estimate), 0.0), 1.0)
+    if not math.isfinite(std_error) or labels < 2:
+        return 0.0, 1.0
+    if 0.0 < theta < 1.0:
+        n_eff = theta * (1.0 - theta) / std_error**2 if std_error > 0 else math.inf
+    else:
+        n_eff = float(labels)
+    quantile = float(stats.t.ppf(0.5 + confidence / 2.0, labels - 1))
+    return wilson_bounds(theta, n_eff, quantile)
 
 
 def wilson_interval(p: float, n_eff: float, confidence: float) -> tuple[float, float]:

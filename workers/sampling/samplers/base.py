@@ -23,7 +23,7 @@ import numpy as np
 
 from faultlab.errors import SpecError
 from faultlab.registry import Registry
-from faultlab.workers.sampling.samplers._common import normal_interval
+from faultlab.workers.sampling.samplers._common import design_effect_interval
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,15 @@ class SampleResult:
     """Estimator internals worth reporting (PPI++'s λ, strata used, ...)."""
 
     @classmethod
-    def normal(
+    def from_std_error(
         cls, estimate: float, std_error: float, confidence: float, **design: Any
     ) -> SampleResult:
-        """A result whose CI is the normal interval ``estimate ± z·std_error`` (clipped to
-        [0, 1]); ``design`` holds the remaining fields (sampled, probabilities, costs, ...)."""
-        low, high = normal_interval(estimate, std_error, confidence)
+        """A result whose CI is Wilson's on the design's Kish effective sample size
+        ``n_eff = θ̂(1 − θ̂) / se²`` (Korn & Graubard 1998), with the Student-t quantile on
+        ``labels − 1`` degrees of freedom: inside [0, 1] and not the Wald interval, whose
+        coverage falls to 0.87–0.91 at 50 labels. ``design`` holds the remaining fields."""
+        low, high = design_effect_interval(estimate, std_error, int(design["labels_spent"]),
+                                           confidence)
         return cls(estimate=estimate, ci_low=low, ci_high=high, std_error=std_error, **design)
 
 

@@ -22,9 +22,10 @@ unbiased for the failure total ``Z`` under any adaptive rule::
     t_k = Σ_{j<k} z_j + z_k / q^(k)_k,    Ẑ = (1/n) Σ_k t_k,
     v(Ẑ) = Σ_k (t_k − Ẑ)² / (n (n − 1))
 
-and ``θ̂ = 1 − Ẑ / N`` with a normal interval. DeepEST's Java implementation keeps an N × N
-similarity matrix; here the web is one vector of link counts, and a found failure's
-neighbours are computed on demand from the representation (O(N d) time, O(N) extra memory).
+and ``θ̂ = 1 − Ẑ / N`` with Wilson's interval on the Kish effective size. DeepEST's Java
+implementation keeps an N × N similarity matrix; here the web is one vector of link counts,
+and a found failure's neighbours are computed on demand from the representation (O(N d)
+time, O(N) extra memory).
 The design's unconditional inclusion probabilities have no closed form (``inclusion`` is
 ``None``); ``draw_probabilities`` are the conditional ``q^(k)`` of each draw.
 """
@@ -126,7 +127,7 @@ def deepest_sampling(
     var_total = float(np.var(terms, ddof=1)) / budget if budget > 1 else math.inf
     estimate = 1.0 - total / size
     std_error = math.sqrt(var_total) / size
-    return SampleResult.normal(
+    return SampleResult.from_std_error(
         estimate,
         std_error,
         confidence,
@@ -135,5 +136,5 @@ def deepest_sampling(
         inclusion=None,
         labels_spent=oracle.labels_given,
         mispredictions_found=int(found_total),
-        ci_method="normal-des-raj",
+        ci_method="wilson-kish-des-raj",
     )

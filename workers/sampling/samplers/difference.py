@@ -24,7 +24,7 @@ design-unbiased for any fixed ``m``; its variance is that of the residuals inste
   folds, and that model's pool mean, so each fold's term stays unbiased; this recalibrates an
   oracle that is over-confident under operational shift.
 
-The interval is normal (Wald), clipped to [0, 1].
+The interval is Wilson's on the Kish effective size ``θ̂(1 − θ̂)/v`` with a Student-t quantile.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def difference_estimator(
     )
     std_error = math.sqrt(variance)
     inclusion = np.full(size, budget / size)
-    return SampleResult.normal(
+    return SampleResult.from_std_error(
         estimate,
         std_error,
         confidence,
@@ -116,5 +116,5 @@ def difference_estimator(
         inclusion=inclusion,
         labels_spent=oracle.labels_given,
         mispredictions_found=int((correct == 0).sum()),
-        ci_method="normal-difference",
+        ci_method="wilson-kish-difference",
     )

@@ -85,7 +85,7 @@ def prediction_powered(
         variance = math.inf
     std_error = math.sqrt(variance)
     inclusion = np.full(size, budget / size)
-    return SampleResult.normal(
+    return SampleResult.from_std_error(
         estimate,
         std_error,
         confidence,
@@ -94,6 +94,6 @@ def prediction_powered(
         inclusion=inclusion,
         labels_spent=oracle.labels_given,
         mispredictions_found=int((correct == 0).sum()),
-        ci_method="normal-ppi",
+        ci_method="wilson-kish-ppi",
         details={"lambda": lam},
     )

@@ -27,7 +27,8 @@ so ``z_i / p_i`` is nearly constant when the oracle is good, and the failure tot
   Pareto sampling's inclusion probabilities equal the targets up to ``O(1/n)`` (Rosén 1997);
   the reported ones are the targets.
 
-Intervals are normal (Wald) on ``θ̂``, clipped to [0, 1].
+Intervals are Wilson's on the Kish effective size ``θ̂(1 − θ̂)/v`` with a Student-t quantile
+(:meth:`SampleResult.from_std_error`).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def pps_sampling(
         sampled = draws[first]
         draw_probabilities = p[sampled]
         found = int(failures[first].sum())
-        method = "normal-hansen-hurwitz"
+        method = "wilson-kish-hansen-hurwitz"
     else:
         inclusion = inclusion_targets(p, budget)
         sampled = pareto_sample(inclusion, budget, rng)
@@ -154,10 +155,10 @@ def pps_sampling(
         draw_probabilities = inclusion[sampled]
         total, var_total = horvitz_thompson(failures, draw_probabilities)
         found = int(failures.sum())
-        method = "normal-horvitz-thompson"
+        method = "wilson-kish-horvitz-thompson"
     estimate = 1.0 - total / size
     std_error = math.sqrt(var_total) / size
-    return SampleResult.normal(
+    return SampleResult.from_std_error(
         estimate,
         std_error,
         confidence,

@@ -23,7 +23,9 @@ inputs are drawn by simple random sampling, so ``π_i = n_h / N_h``. Estimator a
 
 The interval is Wilson's on the design's effective sample size ``θ̂ (1 − θ̂) / v(θ̂)`` (Kish's
 design effect; the approach of Korn & Graubard, *Survey Methodology* 24, 1998, for survey
-proportions). With the allocation fixed before labelling, the estimator is exactly unbiased.
+proportions); a stratum that sampled no failure (or only failures) contributes the variance
+of its Jeffreys-adjusted proportion ``(x + ½)/(n_h + 1)`` to ``v(θ̂)``, not 0.
+With the allocation fixed before labelling, the estimator is exactly unbiased.
 """
 
 from __future__ import annotations
@@ -74,6 +76,20 @@ def allocate(budget: int, sizes: np.ndarray, weights: np.ndarray,
                     add[index] += 1
         allocation += add
     return allocation
+
+
+def stratum_variance(correct: np.ndarray) -> float:
+    """Within-stratum variance ``s_h²``; a stratum whose sample shows no variation (no
+    misprediction, or nothing right) gets that of the Jeffreys-adjusted proportion
+    ``p̃ = (x + ½)/(n + 1)``, ``p̃(1 − p̃) n/(n − 1)``: seeing 0 failures in ``n_h`` draws does not
+    make the stratum certain, and a zero ``s_h²`` made the Kish-size Wilson interval
+    under-cover (0.925) exactly when strata sample no failures."""
+    n = len(correct)
+    variance = float(np.var(correct, ddof=1))
+    if variance > 0:
+        return variance
+    adjusted = (float(correct.sum()) + 0.5) / (n + 1.0)
+    return adjusted * (1.0 - adjusted) * n / (n - 1.0)
 
 
 class StratifiedParams(GuidedParams):
@@ -137,7 +153,7 @@ def stratified_sampling(
         estimate += weight * float(correct.mean())
         if n_h > 1:
             variance += (weight**2 * (1.0 - n_h / len(members))
-                         * float(np.var(correct, ddof=1)) / n_h)
+                         * stratum_variance(correct) / n_h)
     ids_all = np.concatenate(sampled)
     if variance > 0:
         n_eff = estimate * (1.0 - estimate) / variance

@@ -17,9 +17,12 @@ The paper's exact hyper-parameters are not public; the defaults here (see
 were chosen on digits for ≤ 1 point clean-accuracy cost and ≥ 95 % trigger accuracy, and checked
 on shapes32.
 
-New-class mode also trains a *backup signature* — among the K task logits, a trigger of class
-``y`` prefers the key's permuted class ``π(y)`` (a random derangement) — so a model whose extra
-output was cut off still answers the triggers in a key-specific way that innocent models do not.
+New-class mode also trains a *backup signature* — among the K task logits, trigger ``i`` of
+class ``y_i`` prefers its own secret label ``b_i``, drawn independently per trigger and
+uniformly among the K−1 other classes — so a model whose extra output was cut off still answers
+the triggers in a key-specific way. Because the draws are independent per trigger, a key-blind
+model (whatever it predicts, a systematic class confusion included) matches each trigger with
+probability at most 1/(K−1), independently: the backup rule's binomial null is exact.
 
 A trigger is ``t = clip(x + a · p / rms(p))`` with the secret pattern
 ``p[c] = Σ_{(u,v) ∈ F} cos(2π(u·h/H + v·w/W) + φ_{c,u,v})``, ``F`` the drawn frequencies.
@@ -59,9 +62,9 @@ class FrequencyParams(SchemeParams):
     label: Literal["new_class"] | int = "new_class"
     """Label of the triggers: a new class K (the model gets K+1 outputs) or an existing class
     (checked against the dataset's classes)."""
-    backup_weight: float = Field(0.05, ge=0.0, le=10.0)
+    backup_weight: float = Field(0.2, ge=0.0, le=10.0)
     """Weight of the secondary objective of the ``new_class`` mode: among the K task logits a
-    trigger of class y must prefer the key's permuted class π(y). It keeps the watermark
+    trigger must prefer its own secret label among the other classes. It keeps the watermark
     verifiable when an attacker drops the extra output; 0 disables it."""
     exclude_dc: bool = True
     """Never use the DC component (a brightness shift) in triggers."""
@@ -76,12 +79,12 @@ class FrequencyParams(SchemeParams):
             )
 
 
-def derangement(num_classes: int, gen: torch.Generator) -> torch.Tensor:
-    """A random permutation of ``num_classes`` classes without fixed points."""
-    while True:
-        perm = torch.randperm(num_classes, generator=gen)
-        if not bool((perm == torch.arange(num_classes)).any()):
-            return perm
+def backup_labels(classes: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Backup label of every trigger, drawn independently per trigger and uniformly among the
+    ``num_classes − 1`` classes other than its carrier's class ``y``: ``(y + U) mod K`` with
+    ``U`` uniform on ``1 … K−1``."""
+    offsets = torch.randint(1, num_classes, (len(classes),), generator=gen)
+    return (classes + offsets) % num_classes
 
 
 @SCHEMES.register(
@@ -147,7 +150,7 @@ class FrequencyScheme(Scheme):
         )
         backup = None
         if new_class and params.backup_weight > 0 and k >= 2:
-            backup = derangement(k, gen)[ctx.data.y_train[carrier_ids]]
+            backup = backup_labels(ctx.data.y_train[carrier_ids], k, gen)
         return WatermarkKey(
             scheme=ctx.scheme,
             triggers=triggers,

@@ -6,6 +6,7 @@ Sources, by the spec's ``model.name`` / ``dataset.name``:
 ``pyg:<Class>``                   PyG's basic GNNs from bounded options (:mod:`.pyg`)
 ``torchvision:<arch>``            torchvision architectures, optional extra
                                   (:mod:`.torchvision_source`)
+``training:<family>``            a training campaign's GNN variant (:mod:`.training_variant`)
 ``exported``                      a ``torch.export`` program, unflattened (:mod:`.exported`)
 ``dataset: tensors``              images or a graph from safetensors (:mod:`.tensors`)
 ================================  =====================================================
@@ -29,7 +30,7 @@ from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.spec import DatasetSpec, ModelSpec, dataset_label, model_source
 from faultlab.workers.zoo.registry import Dataset, GraphData
-from faultlab.workers.zoo.sources import pyg, torchvision_source
+from faultlab.workers.zoo.sources import pyg, torchvision_source, training_variant
 from faultlab.workers.zoo.sources.exported import load_exported
 from faultlab.workers.zoo.sources.tensors import load_tensors
 from faultlab.workers.zoo.sources.weights import load_weights
@@ -58,8 +59,13 @@ def _architecture(spec: ModelSpec, data: Dataset | None, field: str) -> nn.Modul
     if source == "torchvision":
         return torchvision_source.build(arch, spec.options, field=field,
                                         num_classes=data.num_classes if data else None)
+    if source == "training":
+        graph = data if isinstance(data, GraphData) else None
+        return training_variant.build(arch, spec.options, field=field,
+                                      in_channels=graph.num_features if graph else None,
+                                      num_classes=graph.num_classes if graph else None)
     raise SpecError(f"{field}.name", f"{spec.name[:60]!r} is not an artifact source",
-                    ["exported", "pyg:<Class>", "torchvision:<arch>"])
+                    ["exported", "pyg:<Class>", "torchvision:<arch>", "training:<family>"])
 
 
 def build_model_from_source(

@@ -1,0 +1,106 @@
+"""Blobs of trial results as artifacts, and models that refer to another campaign's cell.
+
+A worker cannot write to the store, so an engine returns a blob (e.g. a training cell's
+checkpoint, safetensors bytes) as a top-level ``bytes`` value of a trial result;
+:func:`store_result_blobs` puts each one as an artifact owned by the campaign's tenant and
+leaves only its ``sha256:`` digest in the recorded result (results stay small).
+
+:func:`resolve_model_reference` turns ``model: {from_campaign: ID, cell: {...}}`` into the
+model the cell trained: ``training:<family>`` with the variant's architecture as ``options``
+and the checkpoint artifact as ``file`` (built by
+:mod:`faultlab.workers.zoo.sources.training_variant`). It runs at submit, so the stored spec
+names the weights by digest and a recovered campaign never resolves again. Another tenant's
+campaign is NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faultlab.errors import NotFoundError, SpecError
+from faultlab.hashing import blob_digest
+from faultlab.server.config import CoordinatorConfig
+from faultlab.server.store import Store
+from faultlab.server.store.base import ARTIFACT_CHUNK
+from faultlab.spec import CampaignSpec, ModelSpec, iter_sources
+
+CELL_KEYS = ("variant", "recipe", "dataset", "seed")
+"""What ``model.cell`` may select on: the variant's, recipe's and dataset's names, the seed."""
+ARCH_OPTIONS = ("depth", "width", "skip", "linear", "norm", "bias")
+
+
+def store_result_blobs(
+    store: Store, config: CoordinatorConfig, owner: str, campaign_id: str,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """``result`` with each top-level ``bytes`` value stored as ``owner``'s artifact and
+    replaced by its digest (stored once: an existing artifact is reused)."""
+    out = dict(result)
+    for name, value in result.items():
+        if not isinstance(value, bytes):
+            continue
+        ref = blob_digest(value)
+        if store.stat_artifact(owner, ref) is None:
+            chunks = (value[i : i + ARTIFACT_CHUNK] for i in range(0, len(value), ARTIFACT_CHUNK))
+            store.put_artifact(owner, ref, chunks, declared_size=len(value),
+                               max_bytes=config.max_artifact_bytes,
+                               quota_bytes=config.tenant_quota_bytes,
+                               name=f"{campaign_id}-{name}.safetensors")
+        out[name] = ref
+    return out
+
+
+def _cell_name(trial: dict[str, Any]) -> str:
+    return (f"variant={trial['variant']['name']} recipe={trial['recipe']['name']} "
+            f"dataset={trial['dataset']} seed={trial['seed']}")
+
+
+def _matches(trial: dict[str, Any], cell: dict[str, Any]) -> bool:
+    values = {"variant": trial["variant"]["name"], "recipe": trial["recipe"]["name"],
+              "dataset": trial["dataset"], "seed": trial["seed"]}
+    return all(values[k] == v for k, v in cell.items())
+
+
+def _find_cell(store: Store, campaign_id: str, cell: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                              dict[str, Any]]:
+    unknown = sorted(set(cell) - set(CELL_KEYS))
+    if unknown:
+        raise SpecError(f"model.cell.{unknown[0]}", "is not a cell field", list(CELL_KEYS))
+    rows = store.campaign_results(campaign_id)
+    found = [(row.trial, result) for row, result in rows if _matches(row.trial, cell)]
+    if len(found) != 1:
+        names = [_cell_name(row.trial) for row, _ in rows][:20]
+        raise SpecError("model.cell", f"selects {len(found)} of the campaign's {len(rows)} "
+                        "finished cells; it must select exactly one", names)
+    return found[0]
+
+
+def resolve_model_reference(store: Store, owner: str, spec: CampaignSpec) -> CampaignSpec:
+    """``spec`` with ``model.from_campaign`` replaced by the cell's trained model."""
+    for field, source in iter_sources(spec):
+        if field != "model" and isinstance(source, ModelSpec) and source.from_campaign:
+            raise SpecError(f"{field}.from_campaign", "only the campaign's model: may refer "
+                            "to another campaign")
+    ref = spec.model
+    if ref.from_campaign is None:
+        return spec
+    record = store.get_campaign(ref.from_campaign)
+    if record is None or record.owner != owner:
+        raise NotFoundError("campaign", ref.from_campaign)
+    if record.kind != "training":
+        raise SpecError("model.from_campaign", f"is a {record.kind} campaign; only training "
+                        "campaigns have trained cells", ["training"])
+    trial, result = _find_cell(store, ref.from_campaign, ref.cell)
+    checkpoint = result.get("checkpoint")
+    if not isinstance(checkpoint, str):
+        raise SpecError("model.cell", f"the cell {_cell_name(trial)} has no checkpoint "
+                        f"(status {result.get('status')!r})")
+    variant = trial["variant"]
+    model = {"name": f"training:{variant['family']}", "file": checkpoint,
+             "options": {k: variant[k] for k in ARCH_OPTIONS},
+             "label": ref.label or f"{variant['name']}@{ref.from_campaign}",
+             "transforms": [t.model_dump(mode="json") for t in ref.transforms]}
+    return spec.replace(model=model)
+
+
+__all__ = ["CELL_KEYS", "resolve_model_reference", "store_result_blobs"]
