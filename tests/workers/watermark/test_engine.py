@@ -1,10 +1,10 @@
 """Watermark engine: statistics, spec errors, embed reuse, an end-to-end sweep (the schemes and
-attacks themselves: ``tests/workers/watermark/``)."""
+attacks themselves: ``test_schemes.py`` and ``test_attacks.py`` beside this file; the shared
+fixtures: ``conftest.py``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 from faultlab.errors import SpecError
-from faultlab.spec import DatasetSpec, ModelSpec, parse_spec
+from faultlab.spec import parse_spec
 from faultlab.workers import get_engine
 from faultlab.workers.local import run_local
 from faultlab.workers.watermark import cache
@@ -27,30 +27,8 @@ from faultlab.workers.watermark.verify import (
     null_rate,
     ownership_p_value,
 )
-from faultlab.workers.zoo import ImageData, load_dataset, trained_model
-
-FAST = ModelSpec.model_validate({"name": "digits_cnn", "options": {"epochs": 5}})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits() -> ImageData:
-    data = load_dataset(DatasetSpec.model_validate({"name": "digits"}))
-    assert isinstance(data, ImageData)
-    return data
-
-
-@pytest.fixture(scope="module")
-def model(digits: ImageData) -> torch.nn.Module:
-    return trained_model(FAST, digits, seed=0)[0]
+from faultlab.workers.zoo import ImageData
+from tests.workers.watermark import FAST
 
 
 def spec(**watermark: Any) -> dict[str, Any]:
