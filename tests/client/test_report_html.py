@@ -19,8 +19,8 @@ from faultlab.kinds import plots_function
 from faultlab.report import Report
 from faultlab.spec import parse_spec
 from faultlab.workers.local import run_local
+from tests.marks import CHROMIUM, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 NS = "{http://www.w3.org/1999/xhtml}"
 
 
@@ -130,8 +130,7 @@ def _wide(report: Report) -> Report:
                   report.provenance)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                    reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+@needs_chromium
 def test_no_horizontal_overflow_at_1280_px(report: Report, tmp_path: Path) -> None:
     probe = ("<script>addEventListener('load', () => document.body.setAttribute('data-width',"
              " document.documentElement.scrollWidth + 'x' + window.innerWidth));</script>")

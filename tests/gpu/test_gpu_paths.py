@@ -11,9 +11,10 @@ import torch
 from faultlab.spec import parse_spec
 from faultlab.workers.engine import configure_device
 from faultlab.workers.faults.engine import FaultContext, FaultEngine
+from tests.marks import requires
 
-pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(),
+pytestmark = requires(
+    torch.cuda.is_available(),
     reason="CUDA is not available on this machine: the GPU paths need an NVIDIA GPU",
 )
 

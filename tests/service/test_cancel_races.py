@@ -10,6 +10,7 @@ import time
 import pytest
 
 from faultlab import CampaignState, Client
+from tests.marks import skip_unless_slow
 from tests.service.specs import fault_spec
 
 SLOW = bool(os.environ.get("FAULTLAB_SLOW"))
@@ -35,8 +36,8 @@ def _check_final(client: Client, campaign_id: str) -> str:
 
 @pytest.mark.parametrize("moment", ["after_submit", "near_completion"])
 def test_cancel_races(server_factory, store_url: str, moment: str) -> None:  # type: ignore[no-untyped-def]
-    if moment == "near_completion" and store_url.startswith("sqlite") and not SLOW:
-        pytest.skip("slow variant: set FAULTLAB_SLOW=1")
+    if moment == "near_completion" and store_url.startswith("sqlite"):
+        skip_unless_slow()
     server = server_factory(store_url)
     ends: list[str] = []
     with Client(server.address, timeout=60) as client:

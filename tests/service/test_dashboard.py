@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from faultlab.errors import ArgumentError
-from tests.service.cdp import CHROMIUM
+from tests.marks import needs_chromium
 from tests.service.specs import fault_spec
 
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
@@ -70,8 +70,7 @@ def test_refuses_an_open_network_address() -> None:
         asyncio.run(start_dashboard(None, Authenticator({}), host="0.0.0.0"))  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                    reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+@needs_chromium
 def test_pages_in_headless_chromium(served: Any) -> None:
     from faultlab.client import Client
     from tests.service.cdp import Browser

@@ -14,6 +14,7 @@ import pytest
 from faultlab import Client
 from faultlab.server.store import open_store
 from faultlab.states import CampaignState
+from tests.marks import slow
 from tests.service.cluster import ServeProcess
 from tests.service.specs import fault_spec
 
@@ -74,7 +75,7 @@ def test_sigterm_drains_parks_and_leaves_nothing(home: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("FAULTLAB_SLOW"), reason="slow variant: set FAULTLAB_SLOW=1")
+@slow
 def test_kill9_leftovers_are_stopped_by_the_next_start(home: Path, tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path / 'f.db'}"
     served = ServeProcess(store)

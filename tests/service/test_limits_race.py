@@ -3,20 +3,18 @@ exactly 32 (the count and the insert are one store transaction)."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from faultlab import Client
 from faultlab.errors import ResourceExhaustedError
 from faultlab.server.config import CoordinatorConfig
+from tests.marks import skip_unless_slow
 from tests.service.specs import fault_spec
 
 
 def test_concurrent_submits_respect_the_limit(server_factory, store_url: str) -> None:  # type: ignore[no-untyped-def]
-    if store_url.startswith("sqlite") and not os.environ.get("FAULTLAB_SLOW"):
-        pytest.skip("slow variant: set FAULTLAB_SLOW=1 (the store contract races SQLite)")
+    if store_url.startswith("sqlite"):
+        skip_unless_slow("slow variant: set FAULTLAB_SLOW=1 (the store contract races SQLite)")
     config = CoordinatorConfig(num_cpus=2, max_active_per_tenant=32)
     server = server_factory(store_url, config=config)
     with Client(server.address, timeout=120) as client:

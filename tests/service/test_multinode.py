@@ -5,7 +5,6 @@ SUCCEEDED within the retry cap."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from faultlab import Client
 from faultlab.states import CampaignState
+from tests.marks import slow
 from tests.service.cluster import ServeProcess
 from tests.service.specs import fault_spec
 
@@ -68,7 +68,7 @@ def test_serve_joins_the_cluster_and_spreads_a_campaign(cluster: Any, served: Se
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("FAULTLAB_SLOW"), reason="slow variant: set FAULTLAB_SLOW=1")
+@slow
 def test_losing_a_node_mid_campaign_still_succeeds(cluster: Any, served: ServeProcess) -> None:
     with Client(served.address) as c:
         job = c.submit(fault_spec(trials=120, seed=62))

@@ -20,6 +20,7 @@ from faultlab.server.config import CoordinatorConfig
 from faultlab.server.store import open_store
 from faultlab.v1 import faultlab_pb2 as pb
 from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
+from tests.marks import skip_unless_slow
 from tests.service.specs import fault_spec
 
 SUBSCRIBERS = 200
@@ -56,8 +57,8 @@ def _duration(client: Client, campaign_id: str) -> float:
 def test_200_subscribers_see_everything_and_cost_the_campaign_little(
     server_factory: Any, store_url: str
 ) -> None:
-    if store_url.startswith("sqlite") and not SLOW:
-        pytest.skip("slow variant: set FAULTLAB_SLOW=1")
+    if store_url.startswith("sqlite"):
+        skip_unless_slow()
     server = server_factory(store_url)
     with Client(server.address, timeout=60) as client:
         client.get(client.submit(fault_spec(trials=96, seed=71)).id).wait(timeout=120)  # warm

@@ -3,7 +3,6 @@ bias faults per forward give, trial by trial, the results of the sequential path
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from faultlab.spec import parse_spec
 from faultlab.workers.engine import shard_device
 from faultlab.workers.faults.engine import FaultContext, FaultEngine
 from faultlab.workers.faults.workload import Workload
+from tests.marks import slow
 
 ENGINE = FaultEngine()
 
@@ -93,8 +93,7 @@ def test_shards_run_on_the_cpu_without_a_gpu_assignment() -> None:
     assert shard_device().type == "cpu"
 
 
-SLOW = pytest.mark.skipif(not os.environ.get("FAULTLAB_SLOW"),
-                          reason="slow variant: set FAULTLAB_SLOW=1")
+SLOW = slow
 
 
 @pytest.mark.parametrize("model,options", [

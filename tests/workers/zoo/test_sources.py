@@ -29,6 +29,7 @@ from faultlab.workers.zoo.sources import (
     load_dataset_from_source,
 )
 from faultlab.workers.zoo.sources.exported import _weights_only_loads, load_exported
+from tests.marks import requires
 
 GRAPH = Data(
     x=torch.randn(12, 5), edge_index=torch.randint(0, 12, (2, 40)),
@@ -235,7 +236,7 @@ def _torchvision_error() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_torchvision_error() is not None, reason=str(_torchvision_error()))
+@requires(_torchvision_error() is None, reason=str(_torchvision_error()))
 def test_torchvision_architecture_by_name() -> None:
     data = ImageData("toy", torch.randn(4, 3, 32, 32), torch.arange(4), torch.randn(2, 3, 32, 32),
                      torch.arange(2), num_classes=4)
@@ -250,7 +251,7 @@ def test_torchvision_architecture_by_name() -> None:
         build_model_from_source(ModelSpec(name="torchvision:nope", weights="random"), {})
 
 
-@pytest.mark.skipif(_torchvision_error() is None, reason="torchvision imports here")
+@requires(_torchvision_error() is not None, reason="torchvision imports here")
 def test_torchvision_missing_names_the_extra() -> None:
     with pytest.raises(SpecError, match=r"faultlab\[torchvision\]") as info:
         build_model_from_source(ModelSpec(name="torchvision:resnet18", weights="random"), {})
