@@ -129,10 +129,10 @@ def main() -> None:
     print(f"pool: {replay.summary['pool_size']} inputs, true operational accuracy "
           f"{replay.summary['true_accuracy']:.4f} (clean test split "
           f"{replay.summary['test_accuracy']:.4f})")
-    print(replay.table("pool").to_string(index=False))
+    print(replay.table("pool", readable=False).to_string(index=False))
     print("\npseudo-oracles (misprediction AUROC; online estimate = mean p_correct):")
-    print(replay.table("oracles").to_string(index=False))
-    table = replay.table("replay")
+    print(replay.table("oracles", readable=False).to_string(index=False))
+    table = replay.table("replay", readable=False)
     columns = ["sampler", "budget", "bias", "rmse", "rmse_ratio_vs_srs", "coverage", "ci_width",
                "labels_saved", "mispredictions_found"]
     for budget in sorted(table["budget"].unique()):
@@ -140,7 +140,7 @@ def main() -> None:
         rows = table[table["budget"] == budget].sort_values("rmse")
         print(rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print("\nDAIC improvement cycle (true accuracy on the never-labelled evaluation slice):")
-    print(improve.table("daic_summary")[
+    print(improve.table("daic_summary", readable=False)[
         ["arm", "iteration", "labels_total", "operational_accuracy", "operational_ci_low",
          "operational_ci_high", "estimate", "abs_error_vs_estimand", "mispredictions_found",
          "gain_vs_control", "gain_ci_low", "gain_ci_high"]

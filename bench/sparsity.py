@@ -175,7 +175,7 @@ def structured_speedup() -> dict[str, Any]:
             "latency": {"batch": 256, "repeats": 40, "warmup": 5, "threads": 1},
         },
     })
-    cells = report.table()
+    cells = report.table(readable=False)
     structured = cells[cells["method"].isin(["channel_l1", "channel_l2"]) & (cells["level"] == 0.5)]
     best = structured.loc[structured["realized_speedup"].idxmax()]
     int8 = cells[cells["method"].isin(["int8_dynamic", "int8_static"])].set_index("method")

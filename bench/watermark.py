@@ -124,15 +124,15 @@ def main() -> None:
         os.environ["FAULTLAB_HOME"] = home
         report, _ = run_local(MAIN)
         main_seconds = time.perf_counter() - started
-        show(report.table("embeddings"))
-        show(report.table("calibration"))
-        show(report.table("robustness"), ["scheme", "attack", "strength", "wm_acc", "test_acc",
+        show(report.tables["embeddings"])
+        show(report.tables["calibration"])
+        show(report.tables["robustness"], ["scheme", "attack", "strength", "wm_acc", "test_acc",
                                           "test_acc_drop", "verified_rate", "p_value_max"])
-        show(report.table("break_points"),
+        show(report.tables["break_points"],
              ["scheme", "attack", "break_strength", "seed_break_strengths"])
         shapes, _ = run_local(SHAPES)
-        show(shapes.table("embeddings"))
-        show(shapes.table("cells"), ["attack", "strength", "wm_acc", "test_acc", "p_value"])
+        show(shapes.tables["embeddings"])
+        show(shapes.tables["cells"], ["attack", "strength", "wm_acc", "test_acc", "p_value"])
         with tempfile.TemporaryDirectory(prefix="faultlab-bench-wm-reuse-") as reuse_home:
             from faultlab.workers.watermark import cache
 
@@ -144,7 +144,7 @@ def main() -> None:
     summary = report.summary
     freq, adi = summary["schemes"]["frequency"], summary["schemes"]["adi"]
     shapes_freq = shapes.summary["schemes"]["frequency"]
-    embeddings = report.table("embeddings")
+    embeddings = report.tables["embeddings"]
     result = {
         "dataset": "digits",
         "model": "digits_cnn",
@@ -175,10 +175,10 @@ def main() -> None:
             scheme: {attack: _clean(value) for attack, value in attacks.items()}
             for scheme, attacks in summary["break_points"].items()
         },
-        "residual_wm_acc": residual_watermark(report.table("robustness"), 5.0),
+        "residual_wm_acc": residual_watermark(report.tables["robustness"], 5.0),
         "base_test_acc": round(float(embeddings["base_test_acc"].mean()), 4),
         "shapes32": {
-            "base_test_acc": round(float(shapes.table("embeddings")["base_test_acc"].mean()), 4),
+            "base_test_acc": round(float(shapes.tables["embeddings"]["base_test_acc"].mean()), 4),
             "clean_acc_drop": round(shapes_freq["clean_acc_drop"]["mean"], 3),
             "trigger_acc": round(shapes_freq["trigger_acc"]["rate"], 4),
             "p_value": shapes_freq["p_value_max"],

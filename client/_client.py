@@ -295,15 +295,15 @@ class CampaignHandle:
         A dropped stream is resumed from the last cursor seen (nothing missed, nothing doubled);
         keep ``event.cursor`` to resume later from another process.
         """
-        attempts = 0
+        attempts, stub, metadata = 0, self.client._stub, self.client._metadata
         while True:
             request = pb.StreamEventsRequest(campaign_id=self.id, cursor=cursor)
             try:
-                stream = self.client._stub.StreamEvents(request, metadata=self.client._metadata)
-                for msg in stream:
+                for batch in stub.StreamEventBatches(request, metadata=metadata):
                     attempts = 0
-                    cursor = msg.cursor
-                    yield Event.from_message(msg)
+                    for msg in batch.events:  # what was ready at one wake-up
+                        cursor = msg.cursor
+                        yield Event.from_message(msg)
                 return
             except grpc.RpcError as exc:
                 err = translate(exc, self.client.address)

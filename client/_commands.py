@@ -105,7 +105,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.table == "trials":
         df = job.results().to_pandas()
     else:
-        df = job.report().table(args.table)
+        df = job.report().table(args.table, readable=False)
     out = Path(args.output) if args.output else None
     if args.format == "table":
         if out:
@@ -128,7 +128,12 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    report = _client(args).get(args.id).report()
+    job = _client(args).get(args.id)
+    report = job.report()
+    if args.sdc_tolerance is not None:  # fault campaigns: SDC re-thresholded from the trials
+        from faultlab.workers.faults.tolerance import at_tolerance
+
+        report = at_tolerance(report, job.results().records, args.sdc_tolerance)
     if args.html:
         Path(args.html).write_text(report.to_html())
         print(args.html)
@@ -211,7 +216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from faultlab.client._client import default_store_url
     from faultlab.server.app import RunningServer
     from faultlab.server.auth import TlsFiles, is_loopback, load_tokens
-    from faultlab.server.config import CoordinatorConfig
+    from faultlab.server.config import CoordinatorConfig, serve_settings
     from faultlab.server.serve import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -224,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
     config = CoordinatorConfig(ray_address=args.ray_address, num_cpus=args.num_cpus,
                                max_active_per_tenant=args.max_active_per_tenant,
-                               allow_factory=tuple(args.allow_factory))
+                               allow_factory=tuple(args.allow_factory), **serve_settings(args))
 
     def ready(running: RunningServer) -> None:
         print(f"faultlab coordinator listening on {args.host}:{running.port} "
@@ -288,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     out.print(headline(report), highlight=False)
     title = f"{report.kind}: {report.primary} (95 % Wilson CIs)"
-    out.print(fit_table(report.table(), title, width=out.width, wide=args.wide))
+    out.print(fit_table(report.table(readable=False), title, width=out.width, wide=args.wide))
     prov = report.provenance
     out.print(f"[dim]spec {str(prov.get('spec_hash', ''))[:12]}  "
               f"code {prov.get('code_version')}  "

@@ -29,6 +29,12 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "mitigation": "A protection (e.g. Ranger range clipping) run on the same faults as the "
                       "unprotected model; its effect is a paired difference.",
         "reduction": "1 − mitigated rate ÷ unprotected rate (positive = the mitigation helps).",
+        "top-k changed": "The set of the 5 highest-scoring classes changed on some input (a "
+                         "softer corruption than a top-1 change).",
+        "logit deviation": "The largest absolute output difference from the golden output in "
+                           "a trial; `faultlab report --sdc-tolerance T` re-counts SDC at T.",
+        "target": "Where the faults land (weight, activation, message, …); a multi-target "
+                  "campaign reports each target in its own rows (per_target).",
     },
     "sparsity": {
         "achieved sparsity": "Fraction of the prunable weights that are exactly zero after "
@@ -118,13 +124,25 @@ def _generic_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _target_lines(report: Report) -> list[str]:
+    """One line per target of a multi-target fault campaign (its unmitigated rows)."""
+    table = report.tables.get("per_target")
+    if table is None or table.empty:
+        return []
+    rows = table[table["mitigation"] == "none"] if "mitigation" in table else table
+    return [f"{r['target']} faults ({r['workload']}, {r['dtype']}): critical SDC "
+            + rate_words(*(r[f"critical_sdc_{c}"] for c in ("rate", "ci_low", "ci_high")))
+            for r in rows.to_dict("records")]
+
+
 def headline(report: Report) -> list[str]:
     """The title, then one plain-words line per key result."""
     title = f"faultlab report: {_what(report)}"
     s = report.summary
     if s.get("trials") == 0 or not any(len(t) for t in report.tables.values()):
         return [title, "No finished trials yet."]
-    lines = _fault_lines(s) if report.kind == "faults" else _generic_lines(s)
+    lines = _fault_lines(s) + _target_lines(report) if report.kind == "faults" \
+        else _generic_lines(s)
     confidence = s.get("confidence")
     if confidence:
         lines.append(f"Intervals are {100 * float(confidence):g} % confidence intervals.")

@@ -35,6 +35,7 @@ from faultlab.client._commands import (
     cmd_zoo,
 )
 from faultlab.errors import FaultlabError
+from faultlab.server.config import add_serve_flags, bounded
 
 EXIT_CODES = {
     "INVALID_ARGUMENT": 2,
@@ -118,7 +119,8 @@ def _add_local_commands(sub: Any) -> None:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance")
     p.add_argument("--tokens-file",
                    help="YAML {token: tenant}; also FAULTLAB_TOKENS=tok=tenant,...")
-    p.add_argument("--max-active-per-tenant", type=int, default=32)
+    p.add_argument("--max-active-per-tenant", type=bounded("max_active_per_tenant"), default=32,
+                   metavar="N", help="non-terminal campaigns one tenant may have at once")
     p.add_argument("--reflection", action="store_true", help="enable gRPC server reflection")
     p.add_argument("--tls-cert", help="PEM certificate chain to serve TLS with (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
@@ -127,6 +129,7 @@ def _add_local_commands(sub: Any) -> None:
     p.add_argument("--allow-factory", action="append", default=[], metavar="MODULE",
                    help="let specs name factory callables of MODULE and its submodules "
                         "(repeatable; '*' allows any: only for trusted tenants)")
+    add_serve_flags(p)  # the lease and event-stream settings (docs/deploy.md)
     p.set_defaults(fn=cmd_serve)
 
     p = _remote(_add(sub, "validate", "validate a spec without submitting it"))
@@ -188,6 +191,7 @@ def _add_remote_commands(sub: Any) -> None:
     p.add_argument("id")
     p.add_argument("--html", help="write an HTML report to FILE")
     p.add_argument("--plots", help="write PNG plots into DIR")
+    p.add_argument("--sdc-tolerance", type=float, help="faults: re-threshold SDC at this deviation")
     p.set_defaults(fn=cmd_report)
 
     p = _remote(_add(sub, "compare", "differences of campaigns against the first (paired "

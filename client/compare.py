@@ -211,7 +211,7 @@ def compare(sources: Sequence[Report | Source | CampaignHandle], *, table: str |
     if len({s.report.kind for s in items}) > 1:
         raise ArgumentError("sources", "campaigns of different kinds cannot be compared")
     name = table or items[0].report.primary
-    tables = [s.report.table(name) for s in items]
+    tables = [s.report.table(name, readable=False) for s in items]
     keys, identity = _strata(tables)
     chosen = list(metrics) if metrics else [
         m for m in metrics_of(tables[0]) if all(m in t.columns for t in tables[1:])]

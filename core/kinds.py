@@ -71,7 +71,7 @@ KINDS: dict[str, Kind] = {
             params="faultlab.workers.training.params:TrainingParams",
             engine="faultlab.workers.training.engine:TrainingEngine",
             plots="faultlab.workers.training.plots:plot",
-            summary="training runs of GNN variants × recipes: learning curves, convergence",
+            summary="training runs (GNN, image, hyperspectral workloads) × recipes: curves",
         ),
     )
 }

@@ -71,10 +71,11 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     """spec hash, code version, seed, engine version, model and dataset digests."""
 
-    def table(self, name: str | None = None, *, readable: bool = False) -> pd.DataFrame:
-        """A table with its key columns (layer, bit, method, ...) first, then its headline
-        metrics; ``readable=True`` also renames the columns (``critical_sdc_ci_low`` →
-        ``critical SDC CI low``) for reading, not for code."""
+    def table(self, name: str | None = None, *, readable: bool = True) -> pd.DataFrame:
+        """A table for reading: its key columns (layer, bit, method, ...) first, then its
+        headline metrics, with readable column names (``critical_sdc_ci_low`` →
+        ``critical SDC CI low``). Code that indexes columns by their stored names asks for
+        ``readable=False`` (same order, stored names) or reads ``report.tables[name]``."""
         name = name or self.primary
         if name not in self.tables:
             from faultlab.errors import SpecError

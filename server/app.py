@@ -21,9 +21,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from faultlab.server.auth import Authenticator, AuthInterceptor, TlsFiles, check_exposure
 from faultlab.server.config import CoordinatorConfig
 from faultlab.server.coordinator import Coordinator
-from faultlab.server.servicer import FaultlabServicer
+from faultlab.server.servicer import FaultlabServicer, add_servicer
 from faultlab.server.store import Store, open_store
-from faultlab.v1 import faultlab_pb2, faultlab_pb2_grpc
+from faultlab.v1 import faultlab_pb2
 
 if TYPE_CHECKING:
     from faultlab.server.dashboard import Dashboard
@@ -83,7 +83,7 @@ async def start_server(
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024)],
     )
-    faultlab_pb2_grpc.add_FaultlabServicer_to_server(FaultlabServicer(coordinator), server)
+    add_servicer(FaultlabServicer(coordinator), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection:

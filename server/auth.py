@@ -25,6 +25,7 @@ from faultlab.errors import ArgumentError, PermissionDeniedError, Unauthenticate
 from faultlab.server.wire import abort
 
 DEFAULT_TENANT = "default"
+RESERVED_TENANT = "faultlab:result-cache"  # owner of the result cache's blob copies
 OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
 # Each RPC runs in its own asyncio task, hence its own copy of the context: a tenant set for
@@ -93,6 +94,8 @@ class Authenticator:
 
     def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
         self.tokens = dict(tokens or {})
+        if RESERVED_TENANT in self.tokens.values():
+            raise ArgumentError("tokens", f"the tenant name {RESERVED_TENANT!r} is reserved")
         self._encoded = [(token.encode(), tenant) for token, tenant in self.tokens.items()]
 
     @property

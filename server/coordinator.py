@@ -36,12 +36,12 @@ from faultlab.server.artifacts import ArtifactUploads
 from faultlab.server.caches import LruCache
 from faultlab.server.config import CoordinatorConfig
 from faultlab.server.lease import CoordinatorLease
-from faultlab.server.lifecycle import CampaignLifecycle
+from faultlab.server.lifecycle import CampaignLifecycle, visible
 from faultlab.server.runner import CampaignRunner, PlanCaches
 from faultlab.server.scheduler import CampaignRun, ShardScheduler
-from faultlab.server.store import CampaignRecord, Store, TrialRow
+from faultlab.server.store import CampaignRecord, ResultText, Store
 from faultlab.server.store.base import ArtifactInfo
-from faultlab.server.streams import EventHub
+from faultlab.server.streams import EventHub, EventSlice
 from faultlab.spec import CampaignSpec, parse_spec
 from faultlab.workers import get_engine
 
@@ -63,7 +63,9 @@ class Coordinator:
             first_plans=LruCache(self.config.plan_cache_entries),
         )
         self._runs: dict[str, CampaignRun] = {}
-        self.hub = EventHub(store, self.config.max_streams_per_tenant)
+        self.hub = EventHub(store, self.config.max_streams_per_tenant,
+                            buffer=self.config.stream_buffer_events,
+                            batch_window_s=self.config.stream_batch_window_s)
         self.lease = CoordinatorLease(store, self.config.lease_ttl_s, self._lease_lost)
 
     # --- process lifecycle -----------------------------------------------------------
@@ -144,9 +146,9 @@ class Coordinator:
         return await self.lifecycle.get(owner, campaign_id)
 
     async def results_page(
-        self, owner: str | None, campaign_id: str, offset: int, limit: int
-    ) -> tuple[CampaignRecord, list[tuple[TrialRow, dict[str, Any]]]]:
-        return await self.lifecycle.results_page(owner, campaign_id, offset, limit)
+        self, owner: str | None, campaign_id: str, start_index: int, limit: int
+    ) -> tuple[CampaignRecord, list[ResultText]]:
+        return await self.lifecycle.results_page(owner, campaign_id, start_index, limit)
 
     async def read_events(
         self, owner: str | None, campaign_id: str, after: str, limit: int
@@ -155,10 +157,12 @@ class Coordinator:
 
     async def stream_events(
         self, owner: str, campaign_id: str, cursor: str, keep_open: bool
-    ) -> AsyncIterator[list[StoredEvent]]:
-        """The campaign's events after ``cursor``, live, in batches, from the campaign's one
-        reader (:class:`~faultlab.server.streams.EventHub`)."""
-        record = await self.lifecycle.get(owner, campaign_id)
+    ) -> AsyncIterator[EventSlice]:
+        """The campaign's events after ``cursor``, live, in slices serialised once, from the
+        campaign's one reader (:class:`~faultlab.server.streams.EventHub`)."""
+        # Read on the hub's own threads: 500 subscribers arriving at once never queue ahead of
+        # the runners' store writes.
+        record = visible(await self.hub.campaign(campaign_id), owner, campaign_id)
         terminal = record.state.is_terminal()
         async for batch in self.hub.subscribe(
             owner, campaign_id, cursor, terminal=terminal, keep_open=keep_open

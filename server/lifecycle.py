@@ -25,7 +25,7 @@ from faultlab.report import Report
 from faultlab.server.caches import LruCache
 from faultlab.server.checkpoints import resolve_model_reference
 from faultlab.server.config import CoordinatorConfig
-from faultlab.server.store import CampaignRecord, Store, TrialRow
+from faultlab.server.store import CampaignRecord, ResultText, Store, TrialRow
 from faultlab.spec import CampaignSpec, is_digest, iter_sources, parse_spec, require_uploaded
 from faultlab.spec_text import load_spec_text
 from faultlab.states import ACTIVE_STATES, CampaignState, TrialState
@@ -89,6 +89,13 @@ def spec_artifacts(spec: CampaignSpec) -> list[str]:
     return list(dict.fromkeys(d for d in found if d is not None))
 
 
+def visible(record: CampaignRecord | None, owner: str | None, campaign_id: str) -> CampaignRecord:
+    """``record`` if ``owner`` (None: any tenant) may see it; else NOT_FOUND."""
+    if record is None or (owner is not None and record.owner != owner):
+        raise NotFoundError("campaign", campaign_id)
+    return record
+
+
 class CampaignLifecycle:
     """Campaign records on top of a :class:`Store`; every method is safe on the event loop."""
 
@@ -148,10 +155,8 @@ class CampaignLifecycle:
     # --- reads -----------------------------------------------------------------------
     async def get(self, owner: str | None, campaign_id: str) -> CampaignRecord:
         """The campaign, if ``owner`` (None: any tenant) may see it; else NOT_FOUND."""
-        record = await asyncio.to_thread(self.store.get_campaign, campaign_id)
-        if record is None or (owner is not None and record.owner != owner):
-            raise NotFoundError("campaign", campaign_id)
-        return record
+        return visible(await asyncio.to_thread(self.store.get_campaign, campaign_id), owner,
+                       campaign_id)
 
     async def list_campaigns(
         self, owner: str | None, limit: int, offset: int
@@ -159,10 +164,11 @@ class CampaignLifecycle:
         return await asyncio.to_thread(self.store.list_campaigns, owner, limit, offset)
 
     async def results_page(
-        self, owner: str | None, campaign_id: str, offset: int, limit: int
-    ) -> tuple[CampaignRecord, list[tuple[TrialRow, dict[str, Any]]]]:
+        self, owner: str | None, campaign_id: str, start_index: int, limit: int
+    ) -> tuple[CampaignRecord, list[ResultText]]:
+        """Up to ``limit`` finished trials from plan index ``start_index`` on, as stored text."""
         record = await self.get(owner, campaign_id)
-        rows = await asyncio.to_thread(self.store.campaign_results, record.id, offset, limit)
+        rows = await asyncio.to_thread(self.store.result_texts, record.id, start_index, limit)
         return record, rows
 
     async def read_events(

@@ -18,7 +18,7 @@ from typing import Any
 from faultlab.errors import FaultlabError, SpecError
 from faultlab.hashing import canonical_json
 from faultlab.server.caches import LruCache
-from faultlab.server.checkpoints import store_result_blobs
+from faultlab.server.checkpoints import share_result_blobs, store_result_blobs
 from faultlab.server.edge import user_error
 from faultlab.server.lifecycle import CampaignLifecycle
 from faultlab.server.outage import persist
@@ -234,6 +234,8 @@ class CampaignRunner:
         cached = await self._store(self.store.lookup_results, [k for k, _ in todo])
         if cached:  # another tenant's hits count as computed (server/visibility.py)
             visible = await self._store(cache_hits_visible, self.store, self.id)
+            await self._store(share_result_blobs, self.store, self.lifecycle.config,
+                              self.owner, self.id, list(cached.values()))  # checkpoints
             recorded = await self._store(
                 self.store.record_results, self.id,
                 [ResultItem(k, r, cached=visible) for k, r in cached.items()],

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import grpc
 
 from faultlab.errors import ArgumentError, SpecError
-from faultlab.events import event_to_proto
 from faultlab.server import edge
 from faultlab.server.auth import current_tenant
 from faultlab.server.caches import LruCache
 from faultlab.server.coordinator import Coordinator
 from faultlab.server.store import CampaignRecord
 from faultlab.server.store.base import ArtifactInfo
+from faultlab.server.streams import EventSlice
 from faultlab.server.wire import abort
 from faultlab.v1 import faultlab_pb2 as pb
 from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
@@ -31,6 +31,7 @@ from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
 T = TypeVar("T")
 
 MAX_PAGE = 1000
+SERVICE = pb.DESCRIPTOR.services_by_name["Faultlab"].full_name
 
 
 def campaign_message(record: CampaignRecord) -> pb.Campaign:
@@ -77,10 +78,11 @@ def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 class FaultlabServicer(pb_grpc.FaultlabServicer):
     """Implements ``faultlab.v1.Faultlab`` on top of a :class:`Coordinator`."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, finished_entries: int = 4096) -> None:
         self.co = coordinator
-        self._messages: LruCache[tuple[str, str], pb.Event] = LruCache(8192)
-        """Wire messages of recent events: N subscribers of a campaign convert each once."""
+        self._finished: LruCache[str, tuple[str, pb.Campaign]] = LruCache(finished_entries)
+        """``(owner, message)`` of finished campaigns: a terminal state and its counters never
+        change (the stores fence every later write), so polling one reads no store."""
 
     @_rpc
     async def SubmitCampaign(self, request: pb.SubmitCampaignRequest, context: Any) -> pb.Campaign:
@@ -98,7 +100,15 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
     @_rpc
     async def GetCampaign(self, request: pb.GetCampaignRequest, context: Any) -> pb.Campaign:
         campaign_id = edge.campaign_id(request.campaign_id)
-        return campaign_message(await self.co.get(current_tenant(), campaign_id))
+        tenant = current_tenant()
+        finished = self._finished.get(campaign_id)
+        if finished is not None and finished[0] == tenant:
+            return finished[1]
+        record = await self.co.get(tenant, campaign_id)
+        message = campaign_message(record)
+        if record.state.is_terminal():
+            self._finished.put(campaign_id, (record.owner, message))
+        return message
 
     @_rpc
     async def ListCampaigns(
@@ -120,21 +130,30 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[bytes]:
+        """One message per event: each event's bytes, serialised once for every subscriber."""
+        async for piece in self._stream(request, context):
+            for message in piece.messages:
+                yield message
+
+    async def StreamEventBatches(
+        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """One ``EventBatch`` per wake-up, its bytes shared by the subscribers at its cursor."""
+        async for piece in self._stream(request, context):
+            yield piece.batch
+
+    async def _stream(
+        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[EventSlice]:
         try:
             tenant = current_tenant()
             campaign_id = edge.campaign_id(request.campaign_id)
             cursor = edge.event_cursor(request.cursor)
-            batches = self.co.stream_events(
+            async for piece in self.co.stream_events(
                 tenant, campaign_id, cursor, request.keep_open_after_terminal
-            )
-            async for batch in batches:
-                for event in batch:
-                    message = self._messages.get((campaign_id, event.cursor))
-                    if message is None:
-                        message = event_to_proto(campaign_id, event)
-                        self._messages.put((campaign_id, event.cursor), message)
-                    yield message
+            ):
+                yield piece
         except asyncio.CancelledError:
             raise
         except grpc.aio.AbortError:
@@ -144,19 +163,21 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
 
     @_rpc
     async def GetResults(self, request: pb.GetResultsRequest, context: Any) -> pb.ResultPage:
-        offset = edge.page_offset(request.page_token)
+        # The token is the plan index the page starts at (keyset paging: O(page) at any
+        # depth); the stored JSON goes out as it is, never decoded and re-encoded.
+        start = edge.page_offset(request.page_token)
         size = edge.page_size(request.page_size, 500, MAX_PAGE)
         record, rows = await self.co.results_page(
-            current_tenant(), edge.campaign_id(request.campaign_id), offset, size + 1
+            current_tenant(), edge.campaign_id(request.campaign_id), start, size + 1
         )
         more = len(rows) > size
         return pb.ResultPage(
             records=[
-                pb.TrialRecord(key=row.key, trial_json=json.dumps(row.trial),
-                               result_json=json.dumps(result), attempts=row.attempts)
-                for row, result in rows[:size]
+                pb.TrialRecord(key=row.key, trial_json=row.trial_json,
+                               result_json=row.result_json, attempts=row.attempts)
+                for row in rows[:size]
             ],
-            next_page_token=str(offset + size) if more else "",
+            next_page_token=str(rows[size].index) if more else "",
             total=record.trials_done,
         )
 
@@ -198,4 +219,37 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
         return artifact_message(await self.co.stat_artifact(current_tenant(), digest))
 
 
-__all__ = ["FaultlabServicer", "artifact_message", "campaign_message"]
+def _message_or_bytes(message: Any) -> bytes:
+    """Serialises a response, passing bytes serialised beforehand (event streams) through."""
+    return message if isinstance(message, bytes) else bytes(message.SerializeToString())
+
+
+class _Handlers:
+    """Stands in for the server while the generated code registers its handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """The generated code registers each handler twice; the named ones suffice."""
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_servicer(servicer: FaultlabServicer, server: grpc.aio.Server) -> None:
+    """Registers ``servicer`` as the generated ``add_FaultlabServicer_to_server`` does, except
+    that the event streams send bytes they serialised once (every subscriber shares them)."""
+    generated = _Handlers()
+    pb_grpc.add_FaultlabServicer_to_server(servicer, generated)
+    handlers = generated.handlers
+    for name in ("StreamEvents", "StreamEventBatches"):
+        handlers[name] = grpc.unary_stream_rpc_method_handler(
+            getattr(servicer, name), request_deserializer=pb.StreamEventsRequest.FromString,
+            response_serializer=_message_or_bytes,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
+__all__ = ["FaultlabServicer", "add_servicer", "artifact_message", "campaign_message"]

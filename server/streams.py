@@ -3,12 +3,24 @@
 :class:`EventHub` keeps one :class:`_Feed` per campaign that has live subscribers. A feed is
 one asyncio task whose store read waits for news in a worker thread (Redis ``XREAD BLOCK`` on
 its own connection pool; SQLite wakes on a commit of this process and polls otherwise), so
-500 subscribers of a campaign cost one thread, not 500. Each read appends to a bounded buffer
-of the campaign's latest events and wakes every subscriber; a subscriber serves itself from
-the buffer when its cursor is inside it and from a non-blocking store read otherwise (a
-catch-up from an old cursor), so each one sees every event once, in order. Subscribers per
-tenant are bounded (RESOURCE_EXHAUSTED beyond). During a store outage the feed retries with
-backoff and waiting subscribers end with UNAVAILABLE (the SDK resumes from its cursor).
+500 subscribers of a campaign cost one thread, not 500.
+
+The fan-out does as little per subscriber as it can, because it shares the event loop with
+the campaigns' runners:
+
+* each event is serialised once, when the feed reads it (its ``faultlab.v1.Event`` bytes and
+  their framing as an ``EventBatch`` element), and every subscriber sends those bytes;
+* a subscriber wakes once per read of the feed, not once per event, and takes everything
+  after its cursor as one :class:`EventSlice` — one ``EventBatch`` message
+  (``StreamEventBatches``), whose bytes the subscribers at the same cursor share;
+* waking is one :class:`asyncio.Event` per read (no lock handed from waiter to waiter), and
+  where the campaign's terminal event lies is recorded once, by the feed.
+
+A subscriber serves itself from the feed's bounded buffer when its cursor is inside it and
+from a non-blocking store read otherwise (a catch-up from an old cursor), so each one sees
+every event once, in order. Subscribers per tenant are bounded (RESOURCE_EXHAUSTED beyond).
+During a store outage the feed retries with backoff and waiting subscribers end with
+UNAVAILABLE (the SDK resumes from its cursor).
 """
 
 from __future__ import annotations
@@ -16,16 +28,28 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from faultlab.errors import FaultlabError, ResourceExhaustedError, UnavailableError
-from faultlab.events import StateEvent, StoredEvent
-from faultlab.server.store import Store
+from faultlab.events import StateEvent, StoredEvent, event_to_proto
+from faultlab.server.caches import LruCache
+from faultlab.server.store import CampaignRecord, Store
+
+T = TypeVar("T")
 
 READ_BATCH = 500
-_WAIT_S = 1.0
+"""Most events one store read (and one slice) holds."""
+SLICE_BYTES = 1 << 20
+"""A slice stops growing past this many bytes (one message stays far below gRPC's limit)."""
+SPACING_PER_SUBSCRIBER_S = 200e-6
+"""Spacing of a busy feed's wake-ups per subscriber: four times what one wake-up costs it."""
+FEED_LINGER_S = 5.0
+"""How long a feed outlives its last subscriber (the next wave reuses its buffer)."""
 _MAX_BACKOFF_S = 5.0
 
 
@@ -39,93 +63,226 @@ def is_terminal_event(stored: StoredEvent) -> bool:
     return isinstance(event, StateEvent) and event.state.is_terminal()
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode(campaign_id: str, stored: StoredEvent) -> tuple[bytes, bytes]:
+    """``(Event bytes, the same framed as field 1 of an EventBatch)``: concatenated framed
+    events are a serialised ``EventBatch`` (protobuf's encoding of a repeated field)."""
+    wire = event_to_proto(campaign_id, stored).SerializeToString()
+    return wire, b"\n" + _varint(len(wire)) + wire
+
+
+@dataclass(frozen=True)
+class EventSlice:
+    """Consecutive events of one campaign with their wire bytes."""
+
+    events: Sequence[StoredEvent]
+    messages: Sequence[bytes]
+    """Each event's serialised ``faultlab.v1.Event`` (``StreamEvents``)."""
+    batch: bytes
+    """All of them as one serialised ``faultlab.v1.EventBatch`` (``StreamEventBatches``)."""
+    ends: bool
+    """The last event is the campaign's terminal state: the stream ends after it."""
+
+    @property
+    def cursor(self) -> str:
+        return self.events[-1].cursor
+
+
+def encode_slice(
+    campaign_id: str, events: Sequence[StoredEvent], keep_open: bool,
+    cache: LruCache[tuple[str, str], tuple[bytes, bytes]],
+) -> EventSlice:
+    """A slice of events read from the store for one subscriber (a catch-up from behind a
+    feed's buffer); ``cache`` shares the encoding among subscribers catching up together."""
+    cut = None if keep_open else next(
+        (i + 1 for i, e in enumerate(events) if is_terminal_event(e)), None
+    )
+    events = events if cut is None else events[:cut]
+    wire = []
+    for stored in events:
+        encoded = cache.get((campaign_id, stored.cursor))
+        if encoded is None:
+            encoded = encode(campaign_id, stored)
+            cache.put((campaign_id, stored.cursor), encoded)
+        wire.append(encoded)
+    return EventSlice(events, [w for w, _ in wire], b"".join(f for _, f in wire), cut is not None)
+
+
 class _Feed:
-    """One campaign's reader task and its buffer of recent events."""
+    """One campaign's reader task and its buffer of recent events, serialised once."""
 
     def __init__(
-        self, store: Store, campaign_id: str, start: str, buffer: int, pool: ThreadPoolExecutor
+        self, store: Store, campaign_id: str, start: str, buffer: int, pool: ThreadPoolExecutor,
+        wait_s: float, batch_window_s: float,
     ) -> None:
         self.store = store
         self.pool = pool
+        self.wait_s = wait_s
         self.campaign_id = campaign_id
         self.base = start
         """Cursor just before the oldest buffered event: the buffer covers cursors >= it."""
         self.head = start
+        self.first = 0
+        """Position (counted from the feed's start) of the oldest buffered event."""
         self.events: list[StoredEvent] = []
         self.orders: list[tuple[int, ...]] = []
+        self.messages: list[bytes] = []
+        self.framed: list[bytes] = []
+        self.ends: list[int] = [0]
+        """``ends[i]``: bytes of the framed events before buffer index ``i`` (prefix sums)."""
+        self.terminal: int | None = None
+        """Position of the campaign's terminal state event, once read."""
         self.buffer = buffer
         self.subscribers = 0
         self.error: FaultlabError | None = None
         """Why the last read failed: UNAVAILABLE (retried) or, e.g., a bad cursor (final)."""
-        self.changed = asyncio.Condition()
+        self.news = asyncio.Event()
+        """Set (and replaced by a fresh one) on every read that brought events or an error."""
+        self._batches: LruCache[tuple[int, int], bytes] = LruCache(16)
+        self.batch_window_s = batch_window_s
+        self.notified_at = 0.0
+        """When subscribers were last woken (``time.monotonic()``)."""
+        self.at_end = False
+        """The latest read reached the end of the log (a caught-up feed waits for news)."""
         self.task = asyncio.get_running_loop().create_task(
             self._read(), name=f"events-{campaign_id}"
         )
 
     async def _read(self) -> None:
         backoff = 0.1
-        loop = asyncio.get_running_loop()
         while True:
-            try:
-                batch = await loop.run_in_executor(
-                    self.pool, self.store.read_events, self.campaign_id, self.head, READ_BATCH,
-                    _WAIT_S,
-                )
+            try:  # no wait while behind the log's end: only a caught-up feed waits for news
+                batch = await self._store_read(self.head, self.wait_s if self.at_end else 0.0)
             except UnavailableError as exc:
-                await self._publish([], exc)
+                self._publish([], exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 continue
             except FaultlabError as exc:  # e.g. a cursor of the other store's shape
-                await self._publish([], exc)
+                self._publish([], exc)
                 return
             except Exception as exc:  # the store was closed under it (shutdown): retryable
-                await self._publish([], UnavailableError(f"the event reader stopped: {exc}"))
+                self._publish([], UnavailableError(f"the event reader stopped: {exc}"))
                 return
             backoff = 0.1
-            if batch:
-                await self._publish(batch, None)
+            reached_end = len(batch) < READ_BATCH
+            if batch and reached_end:
+                batch += await self._coalesce(batch[-1].cursor)
+            if batch or self.error is not None or reached_end != self.at_end:
+                self.at_end = reached_end
+                self._publish(batch, None)  # news, the store is back, or the end was reached
 
-    async def _publish(self, batch: list[StoredEvent], error: FaultlabError | None) -> None:
-        self.events.extend(batch)
-        self.orders.extend(cursor_order(e.cursor) for e in batch)
+    async def _store_read(self, after: str, wait_s: float) -> list[StoredEvent]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, self.store.read_events, self.campaign_id, after, READ_BATCH, wait_s
+        )
+
+    async def _coalesce(self, after: str) -> list[StoredEvent]:
+        """Waits out the spacing of wake-ups, then reads what arrived meanwhile (no wait).
+
+        A wake-up costs each subscriber one gRPC message (about 50 µs of the event loop), so
+        wake-ups are spaced by :data:`SPACING_PER_SUBSCRIBER_S` per subscriber, at most the
+        hub's ``batch_window_s``: the fan-out stays near a quarter of one core however busy
+        the campaign, and the first event after a quiet spell goes out at once."""
+        spacing = min(self.batch_window_s, self.subscribers * SPACING_PER_SUBSCRIBER_S)
+        delay = self.notified_at + spacing - time.monotonic()
+        if delay <= 0:
+            return []
+        await asyncio.sleep(delay)
+        return await self._store_read(after, 0.0)
+
+    def _publish(self, batch: list[StoredEvent], error: FaultlabError | None) -> None:
+        for stored in batch:
+            wire, framed = encode(self.campaign_id, stored)
+            if self.terminal is None and is_terminal_event(stored):
+                self.terminal = self.first + len(self.events)
+            self.events.append(stored)
+            self.orders.append(cursor_order(stored.cursor))
+            self.messages.append(wire)
+            self.framed.append(framed)
+            self.ends.append(self.ends[-1] + len(framed))
         if batch:
             self.head = batch[-1].cursor
         if len(self.events) > 2 * self.buffer:  # trimmed in bulk: amortised O(1) per event
             cut = len(self.events) - self.buffer
             self.base = self.events[cut - 1].cursor
-            del self.events[:cut], self.orders[:cut]
+            self.first += cut
+            del self.events[:cut], self.orders[:cut], self.messages[:cut], self.framed[:cut]
+            del self.ends[:cut]
         self.error = error
-        async with self.changed:
-            self.changed.notify_all()
+        self.notified_at = time.monotonic()
+        news, self.news = self.news, asyncio.Event()
+        news.set()
 
-    def after(self, cursor: str) -> list[StoredEvent] | None:
-        """Buffered events after ``cursor``; None when the buffer does not reach back to it."""
+    def after(self, cursor: str, keep_open: bool) -> EventSlice | None:
+        """The buffered events after ``cursor`` as one slice (empty when there are none yet);
+        None when the buffer does not reach back to ``cursor``."""
         order = cursor_order(cursor)
         if order < cursor_order(self.base):
             return None
         start = bisect.bisect_right(self.orders, order)
-        return self.events[start : start + READ_BATCH]
+        stop = bisect.bisect_right(self.ends, self.ends[start] + SLICE_BYTES) - 1
+        stop = min(max(stop, start + 1), len(self.events), start + READ_BATCH)
+        ends = False
+        if not keep_open and self.terminal is not None and start <= self.terminal - self.first:
+            terminal = self.terminal - self.first
+            if terminal < stop:
+                stop, ends = terminal + 1, True
+        if start >= stop:
+            return EventSlice((), (), b"", False)
+        return EventSlice(self.events[start:stop], self.messages[start:stop],
+                          self._batch(start, stop), ends)
+
+    def _batch(self, start: int, stop: int) -> bytes:
+        """The framed events ``[start, stop)`` joined once for every subscriber there."""
+        key = (self.first + start, self.first + stop)
+        joined = self._batches.get(key)
+        if joined is None:
+            joined = b"".join(self.framed[start:stop])
+            self._batches.put(key, joined)
+        return joined
 
 
 class EventHub:
     """Fans each campaign's events out from one reader to every subscriber."""
 
     def __init__(
-        self, store: Store, max_per_tenant: int, buffer: int = 4096, readers: int = 32
+        self, store: Store, max_per_tenant: int, buffer: int = 4096, readers: int = 32,
+        wait_s: float = 1.0, batch_window_s: float = 0.1,
     ) -> None:
         self.store = store
         self.pool = ThreadPoolExecutor(readers, thread_name_prefix="faultlab-events")
         """The feeds' waiting reads: never the default executor that store writes use."""
         self.max_per_tenant = max_per_tenant
         self.buffer = buffer
+        self.wait_s = wait_s
+        """Longest single wait of a feed's store read (it loops while the campaign runs)."""
+        self.batch_window_s = batch_window_s
+        """Most time a busy feed's wake-ups are spaced by (see :meth:`_Feed._coalesce`)."""
         self._feeds: dict[str, _Feed] = {}
+        self._encoded: LruCache[tuple[str, str], tuple[bytes, bytes]] = LruCache(65536)
+        """Encodings of events read by catch-ups, shared by subscribers catching up together."""
         self._per_tenant: Counter[str] = Counter()
+
+    async def campaign(self, campaign_id: str) -> CampaignRecord | None:
+        """The campaign's record, read on the hub's threads (off the runners' executor)."""
+        return await self._off_loop(self.store.get_campaign, campaign_id)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def subscribe(
         self, tenant: str, campaign_id: str, cursor: str, *, terminal: bool, keep_open: bool
-    ) -> AsyncIterator[list[StoredEvent]]:
-        """Every event after ``cursor``, in batches; ends after the campaign's terminal state
+    ) -> AsyncIterator[EventSlice]:
+        """Every event after ``cursor``, in slices; ends after the campaign's terminal state
         event (or, when it was already ``terminal``, once drained) unless ``keep_open``."""
         if self._per_tenant[tenant] >= self.max_per_tenant:
             raise ResourceExhaustedError(
@@ -134,61 +291,53 @@ class EventHub:
             )
         self._per_tenant[tenant] += 1
         try:
-            async for batch in self._events(campaign_id, cursor, terminal, keep_open):
-                yield batch
+            async for piece in self._events(campaign_id, cursor, terminal, keep_open):
+                yield piece
         finally:
             self._per_tenant[tenant] -= 1
 
     async def _events(
         self, campaign_id: str, cursor: str, terminal: bool, keep_open: bool
-    ) -> AsyncIterator[list[StoredEvent]]:
-        if terminal and not keep_open:  # a finished campaign: read it to the end, once
-            while batch := await asyncio.to_thread(
-                self.store.read_events, campaign_id, cursor, READ_BATCH, 0.0
-            ):
-                yield batch
-                cursor = batch[-1].cursor
-            return
+    ) -> AsyncIterator[EventSlice]:
         feed = self._attach(campaign_id, cursor)
         try:
-            async for batch in self._follow(feed, cursor, keep_open):
-                yield batch
+            while True:
+                news = feed.news  # taken before looking, so no read between the two is missed
+                piece = feed.after(cursor, keep_open)
+                if piece is None:  # behind the buffer: catch up from the store itself
+                    batch = await self._off_loop(
+                        self.store.read_events, campaign_id, cursor, READ_BATCH, 0.0
+                    )
+                    piece = encode_slice(campaign_id, batch, keep_open, self._encoded)
+                if not piece.events:
+                    if feed.error is not None:
+                        raise feed.error
+                    if terminal and feed.at_end and not keep_open:
+                        return  # it was finished when we came, and we have read it all
+                    await news.wait()
+                    continue
+                yield piece
+                if piece.ends:
+                    return
+                cursor = piece.cursor
         finally:
             self._detach(feed)
-
-    async def _follow(
-        self, feed: _Feed, cursor: str, keep_open: bool
-    ) -> AsyncIterator[list[StoredEvent]]:
-        while True:
-            batch = feed.after(cursor)
-            if batch is None:  # behind the buffer: catch up from the store itself
-                batch = await asyncio.to_thread(
-                    self.store.read_events, feed.campaign_id, cursor, READ_BATCH, 0.0
-                )
-            if not batch:
-                async with feed.changed:
-                    if feed.after(cursor) == []:
-                        if feed.error is not None:
-                            raise feed.error
-                        await feed.changed.wait()
-                continue
-            end = next((i for i, e in enumerate(batch) if is_terminal_event(e)), None)
-            if end is not None and not keep_open:
-                yield batch[: end + 1]
-                return
-            yield batch
-            cursor = batch[-1].cursor
 
     def _attach(self, campaign_id: str, cursor: str) -> _Feed:
         feed = self._feeds.get(campaign_id)
         if feed is None or feed.task.done():  # none yet, or it stopped on a bad cursor
-            feed = _Feed(self.store, campaign_id, cursor, self.buffer, self.pool)
+            feed = _Feed(self.store, campaign_id, cursor, self.buffer, self.pool, self.wait_s,
+                         self.batch_window_s)
             self._feeds[campaign_id] = feed
         feed.subscribers += 1
         return feed
 
     def _detach(self, feed: _Feed) -> None:
         feed.subscribers -= 1
+        if feed.subscribers == 0:  # kept a little while: subscribers often come in waves
+            asyncio.get_running_loop().call_later(FEED_LINGER_S, self._retire, feed)
+
+    def _retire(self, feed: _Feed) -> None:
         if feed.subscribers == 0 and self._feeds.get(feed.campaign_id) is feed:
             del self._feeds[feed.campaign_id]
             feed.task.cancel()

@@ -218,11 +218,14 @@ def configure_device(device: torch.device, allow_tf32: bool) -> None:
 
 def move_to(value: Any, device: torch.device) -> Any:
     """``value`` with every tensor and module inside it on ``device``: tensors, modules,
-    dicts, lists, tuples and dataclasses are walked; anything else is kept as it is.
-    Modules move in place (``Module.to``); a tensor already there is returned unchanged."""
+    PyG ``Data`` graphs, dicts, lists, tuples and dataclasses are walked; anything else is kept
+    as it is. Modules move in place (``Module.to``); a tensor already there is returned
+    unchanged."""
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, torch.nn.Module):
+        return value.to(device)
+    if type(value).__module__.startswith("torch_geometric.data"):
         return value.to(device)
     if isinstance(value, dict):
         return {k: move_to(v, device) for k, v in value.items()}
@@ -235,3 +238,25 @@ def move_to(value: Any, device: torch.device) -> Any:
                    for f in fields(value) if f.init}
         return replace(value, **changes)
     return value
+
+
+def device_boundary(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` with its parameters on ``device`` and its forward computed there, called with
+    and answering tensors on the CPU: a root pre-hook moves the inputs to ``device``, a root
+    hook moves the output back (autograd follows both moves, so training works too). Engines
+    whose trial code around the model (triggers, numpy statistics) is CPU code put only the
+    model's compute on the device this way. In place; the CPU is a no-op. Hooks travel with
+    ``copy.deepcopy``."""
+    if device.type == "cpu":
+        return model
+
+    def inputs(module: torch.nn.Module, args: Any) -> Any:
+        return move_to(tuple(args), device)
+
+    def outputs(module: torch.nn.Module, args: Any, out: Any) -> Any:
+        return move_to(out, torch.device("cpu"))
+
+    model.to(device)
+    model.register_forward_pre_hook(inputs)
+    model.register_forward_hook(outputs)
+    return model

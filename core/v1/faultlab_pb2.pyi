@@ -108,6 +108,12 @@ class StreamEventsRequest(_message.Message):
     keep_open_after_terminal: bool
     def __init__(self, campaign_id: _Optional[str] = ..., cursor: _Optional[str] = ..., keep_open_after_terminal: _Optional[bool] = ...) -> None: ...
 
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
 class Event(_message.Message):
     __slots__ = ("cursor", "campaign_id", "time", "state", "progress", "trial", "log", "curve")
     CURSOR_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class FaultlabStub:
                 request_serializer=faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=faultlab_dot_v1_dot_faultlab__pb2.Event.FromString,
                 _registered_method=True)
+        self.StreamEventBatches = channel.unary_stream(
+                '/faultlab.v1.Faultlab/StreamEventBatches',
+                request_serializer=faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=faultlab_dot_v1_dot_faultlab__pb2.EventBatch.FromString,
+                _registered_method=True)
         self.GetResults = channel.unary_unary(
                 '/faultlab.v1.Faultlab/GetResults',
                 request_serializer=faultlab_dot_v1_dot_faultlab__pb2.GetResultsRequest.SerializeToString,
@@ -121,6 +126,15 @@ class FaultlabServicer:
 
     def StreamEvents(self, request, context):
         """Server-streaming event log from a cursor; resume with the cursor of the last event seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEventBatches(self, request, context):
+        """The same log in batches: each message holds every event that was ready when the
+        stream woke (in order), so a busy campaign costs its subscribers one message per
+        wake-up rather than one per event. The SDK follows campaigns with this one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,6 +205,11 @@ def add_FaultlabServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.FromString,
                     response_serializer=faultlab_dot_v1_dot_faultlab__pb2.Event.SerializeToString,
+            ),
+            'StreamEventBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEventBatches,
+                    request_deserializer=faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.FromString,
+                    response_serializer=faultlab_dot_v1_dot_faultlab__pb2.EventBatch.SerializeToString,
             ),
             'GetResults': grpc.unary_unary_rpc_method_handler(
                     servicer.GetResults,
@@ -354,6 +373,33 @@ class Faultlab:
             '/faultlab.v1.Faultlab/StreamEvents',
             faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.SerializeToString,
             faultlab_dot_v1_dot_faultlab__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEventBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/faultlab.v1.Faultlab/StreamEventBatches',
+            faultlab_dot_v1_dot_faultlab__pb2.StreamEventsRequest.SerializeToString,
+            faultlab_dot_v1_dot_faultlab__pb2.EventBatch.FromString,
             options,
             channel_credentials,
             insecure,

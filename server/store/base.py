@@ -21,7 +21,8 @@ Rules every backend keeps:
   sees nothing twice. A string that is not a cursor raises
   :class:`~faultlab.errors.ArgumentError`.
 * **Reads by key.** ``trial`` reads one trial, ``done_keys`` the DONE keys and
-  ``campaign_results`` one page of DONE trials, each without loading the whole campaign.
+  ``campaign_results`` one page of DONE trials, each without loading the whole campaign;
+  ``result_texts`` pages them by plan index (keyset paging, O(page) at any depth) as text.
 * **Artifacts.** Uploaded files, content-addressed by ``sha256:<hex>`` and owned per tenant:
   the same content uploaded by two tenants is two records, and another tenant's artifact is
   absent (``stat_artifact`` answers None, ``read_artifact`` NotFoundError). ``put_artifact``
@@ -41,25 +42,28 @@ Rules every backend keeps:
   (SQLite lock row / Redis key with a TTL) and a fencing token that grows with every change
   of holder; every later write of *this* store object checks, in its own transaction or
   script, that the token is still the store's, else raises :class:`LeaseLostError`. A store
-  that never took a lease writes unfenced (tools, tests); Redis artifacts are not fenced.
+  that never took a lease writes unfenced (tools, tests). Artifacts are fenced too.
 * **Unreachable backend** raises :class:`~faultlab.errors.UnavailableError`.
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from faultlab.errors import ArgumentError, FailedPreconditionError, ResourceExhaustedError
 from faultlab.events import CampaignEvent, StoredEvent
-from faultlab.spec import is_digest
+from faultlab.server.store.artifact_checks import (  # re-exported: the stores import them here
+    ARTIFACT_CHUNK as ARTIFACT_CHUNK,
+)
+from faultlab.server.store.artifact_checks import (
+    check_artifact_limits as check_artifact_limits,
+)
+from faultlab.server.store.artifact_checks import quota_exceeded as quota_exceeded
+from faultlab.server.store.artifact_checks import verified_chunks as verified_chunks
 from faultlab.states import CampaignState, TrialState
-
-ARTIFACT_CHUNK = 1 << 20
-"""Bytes per stored chunk of an artifact (and the most one upload message carries)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,18 @@ class TrialRow:
 
 
 @dataclass(frozen=True)
+class ResultText:
+    """A DONE trial as stored text: a result page sends it on without decoding it."""
+
+    key: str
+    index: int
+    """Position in plan order: a page ends where the next one starts."""
+    attempts: int
+    trial_json: str
+    result_json: str
+
+
+@dataclass(frozen=True)
 class ResultItem:
     """One trial outcome to record."""
 
@@ -148,56 +164,6 @@ class ArtifactInfo:
     created: float
     name: str = ""
     """The client's file name (informative only; never used as a path)."""
-
-
-def check_artifact_limits(
-    digest: str, declared_size: int, *, max_bytes: int, used_bytes: int, quota_bytes: int
-) -> None:
-    """Refuses a malformed digest or size, an artifact over ``max_bytes`` and a tenant whose
-    artifacts would exceed ``quota_bytes`` (checked before any byte is stored)."""
-    if not is_digest(digest):
-        raise ArgumentError("sha256", "must be 'sha256:' followed by 64 lowercase hex digits")
-    if declared_size < 0:
-        raise ArgumentError("size", f"must be >= 0, got {declared_size}")
-    if declared_size > max_bytes:
-        raise ResourceExhaustedError(
-            f"artifact of {declared_size} bytes exceeds max_artifact_bytes ({max_bytes})"
-        )
-    if used_bytes + declared_size > quota_bytes:
-        raise quota_exceeded(declared_size, used_bytes, quota_bytes)
-
-
-def quota_exceeded(size: int, used_bytes: int, quota_bytes: int) -> ResourceExhaustedError:
-    """The error of a tenant whose artifacts would exceed ``quota_bytes``."""
-    return ResourceExhaustedError(
-        f"artifact of {size} bytes exceeds tenant_quota_bytes ({quota_bytes}): "
-        f"{used_bytes} bytes already stored"
-    )
-
-
-def verified_chunks(digest: str, chunks: Iterable[bytes], declared_size: int) -> Iterator[bytes]:
-    """``chunks`` re-cut into pieces of :data:`ARTIFACT_CHUNK` bytes; raises ArgumentError
-    once the content is longer than declared, or at the end when its size or sha256 differs."""
-    h = hashlib.sha256()
-    size = 0
-    pending = bytearray()
-    for chunk in chunks:
-        size += len(chunk)
-        if size > declared_size:
-            raise ArgumentError("size", f"content exceeds the declared {declared_size} bytes")
-        h.update(chunk)
-        pending += chunk
-        while len(pending) >= ARTIFACT_CHUNK:
-            yield bytes(pending[:ARTIFACT_CHUNK])
-            del pending[:ARTIFACT_CHUNK]
-    if size != declared_size:
-        raise ArgumentError("size", f"received {size} bytes, declared {declared_size}")
-    actual = "sha256:" + h.hexdigest()
-    if actual != digest:
-        raise ArgumentError("sha256", f"content hashes to {actual[:19]}..., not the declared "
-                            f"{digest[:19]}...")
-    if pending:
-        yield bytes(pending)
 
 
 def leavable_states(expected: Collection[CampaignState]) -> list[str]:
@@ -313,6 +279,14 @@ class Store(abc.ABC):
         self, campaign_id: str, offset: int = 0, limit: int | None = None
     ) -> list[tuple[TrialRow, dict[str, Any]]]:
         """DONE trials with their results, in plan order, paginated; reads only the page."""
+
+    @abc.abstractmethod
+    def result_texts(
+        self, campaign_id: str, start_index: int = 0, limit: int = 500
+    ) -> list[ResultText]:
+        """At most ``limit`` DONE trials whose plan index is ``>= start_index``, in plan order,
+        as stored text. A page costs O(limit) however far into the campaign it starts (the
+        next page starts at the index after the last row), so exporting N results is O(N)."""
 
     # --- events ----------------------------------------------------------------------
     @abc.abstractmethod

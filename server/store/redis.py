@@ -51,6 +51,7 @@ from faultlab.server.store import redis_scripts as lua
 from faultlab.server.store.base import (
     CampaignRecord,
     ResultItem,
+    ResultText,
     Store,
     TrialRow,
     active_limit_reached,
@@ -101,6 +102,7 @@ class RedisStore(RedisFencing, RedisArtifacts, Store):
         self._mark_failed = script(lua.fenced(lua.MARK_FAILED, active_only=True))
         self._reset_running = script(lua.fenced(lua.RESET_RUNNING))
         self._record_results = script(lua.fenced(lua.RECORD_RESULTS, active_only=True))
+        self._result_page = script(lua.RESULT_PAGE)
         self._open_artifacts(client_url, _CONNECT_TIMEOUT_S, _SOCKET_TIMEOUT_S)
         self._open_fencing(client_url, _CONNECT_TIMEOUT_S, _SOCKET_TIMEOUT_S)
 
@@ -337,6 +339,21 @@ class RedisStore(RedisFencing, RedisArtifacts, Store):
             (trial_row(key, state, trial), json.loads(result))
             for key, state, trial, result in zip(keys, states, data, results, strict=True)
         ]
+
+    def result_texts(
+        self, campaign_id: str, start_index: int = 0, limit: int = 500
+    ) -> list[ResultText]:
+        if limit <= 0:
+            return []
+        with self._reachable():  # one script, one reply: O(log n + page) in Redis
+            page = str(self._result_page(
+                keys=[self._campaign_key(campaign_id, part)
+                      for part in ("done", "trials", "trial_data")],
+                args=[max(start_index, 0), limit, self._result_key("")],
+            ))
+        rows = (row.split("\x1f") for row in page.split("\x1e")) if page else ()
+        return [ResultText(key, int(float(index)), int(attempts), trial, result)
+                for key, index, attempts, trial, result in rows]
 
     # --- lifecycle -------------------------------------------------------------------
     def ping(self) -> None:

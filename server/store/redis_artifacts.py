@@ -11,7 +11,9 @@ Keys (``P`` = the store's prefix):
 An upload appends its chunks to a fresh ``P:blob:BLOB`` that expires unless finished (so an
 upload killed mid-way leaves nothing behind), then one Lua script re-checks the quota, writes
 the record, counts the bytes and removes the expiry: the artifact becomes visible whole or not
-at all. Chunks travel on a second connection pool without response decoding (they are bytes).
+at all. That script is fenced like every other write (:mod:`redis_scripts`): a coordinator
+that lost its lease never makes an artifact visible or counts its bytes (its chunks expire).
+Chunks travel on a second connection pool without response decoding (they are bytes).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from faultlab.errors import NotFoundError, UnavailableError
@@ -34,6 +37,7 @@ from faultlab.server.store.base import (
     quota_exceeded,
     verified_chunks,
 )
+from faultlab.server.store.redis_scripts import fenced
 
 UPLOAD_TTL_S = 3600
 """How long the chunks of an unfinished upload live."""
@@ -70,6 +74,8 @@ class RedisArtifacts:
 
     prefix: str
     url: str
+    _run: Callable[[Script, Sequence[str], Sequence[Any]], Any]
+    """The store's fenced script call (:meth:`RedisFencing._run`)."""
 
     def _open_artifacts(self, client_url: str, connect_timeout: float,
                         socket_timeout: float) -> None:
@@ -77,7 +83,7 @@ class RedisArtifacts:
             client_url, socket_connect_timeout=connect_timeout,
             socket_timeout=socket_timeout, retry=Retry(NoBackoff(), 0),
         )
-        self._finish_artifact = self._blobs.register_script(FINISH_ARTIFACT)
+        self._finish_artifact = self._blobs.register_script(fenced(FINISH_ARTIFACT))
 
     def _close_artifacts(self) -> None:
         self._blobs.close()
@@ -145,9 +151,10 @@ class RedisArtifacts:
                     pipe.execute()
                 record = json.dumps({"size": declared_size, "name": name,
                                      "created": time.time(), "blob": blob})
-                status, value = self._finish_artifact(
-                    keys=[self._owner_key(owner), usage_key, blob_key],
-                    args=[owner, digest, record, declared_size, quota_bytes],
+                status, value = self._run(  # fenced: a coordinator that lost its lease
+                    self._finish_artifact,  # never makes an artifact visible
+                    [self._owner_key(owner), usage_key, blob_key],
+                    [owner, digest, record, declared_size, quota_bytes],
                 )
         except BaseException:
             with contextlib.suppress(redis.exceptions.RedisError):

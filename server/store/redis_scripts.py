@@ -105,10 +105,14 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
-# KEYS: campaign; ARGV: meta JSON, time
+# KEYS: campaign; ARGV: meta JSON, time. A terminal campaign's updated_at stays its end.
 SET_META = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'meta_json', ARGV[1], 'updated_at', ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
+redis.call('HSET', KEYS[1], 'meta_json', ARGV[1])
+if state == 'QUEUED' or state == 'RUNNING' then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+end
 return 1
 """
 
@@ -228,4 +232,21 @@ redis.call('XADD', KEYS[4], '*', 'time', now, 'data',
   '{"type":"progress","done":' .. done .. ',"total":' .. total .. ',"cached":' ..
   total_cached .. ',"failed":' .. failed .. '}')
 return new
+"""
+
+# KEYS: done, trials, trial_data; ARGV: start index, limit, result key prefix (``P:result:``).
+# One page of results in one reply: rows joined by \x1e, fields (key, index, attempts, trial
+# JSON, result JSON) by \x1f, characters that JSON text never holds unescaped. (Result keys are
+# built from the prefix: this store never runs on Redis Cluster, whose slots they would cross.)
+RESULT_PAGE = """
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0,
+  ARGV[2])
+local rows = {}
+for i = 1, #found, 2 do
+  local key = found[i]
+  local attempts = string.match(redis.call('HGET', KEYS[2], key), '"attempts":(%d+)')
+  rows[#rows + 1] = table.concat({key, found[i + 1], attempts,
+    redis.call('HGET', KEYS[3], key), redis.call('GET', ARGV[3] .. key)}, '\\31')
+end
+return table.concat(rows, '\\30')
 """

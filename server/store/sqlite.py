@@ -45,6 +45,7 @@ from faultlab.server.store.base import (
     CampaignRecord,
     Lease,
     ResultItem,
+    ResultText,
     Store,
     TrialRow,
     active_limit_reached,
@@ -231,7 +232,9 @@ class SqliteStore(Store):
     def set_meta(self, campaign_id: str, meta_json: str) -> None:
         with self._writing() as db:
             db.execute(
-                "UPDATE campaigns SET meta_json = ?, updated_at = ? WHERE id = ?",
+                # A terminal campaign's updated_at is its end: its status never changes again.
+                "UPDATE campaigns SET meta_json = ?, updated_at = CASE WHEN state IN "
+                "('QUEUED', 'RUNNING') THEN ? ELSE updated_at END WHERE id = ?",
                 (meta_json, time.time(), campaign_id),
             )
 
@@ -310,18 +313,13 @@ class SqliteStore(Store):
         self, campaign_id: str, offset: int = 0, limit: int | None = None
     ) -> list[tuple[TrialRow, dict[str, Any]]]:
         with self._reading() as db:
-            rows = db.execute(
-                "SELECT t.key, t.idx, t.round, t.state, t.attempts, t.trial_json, t.error, "
-                "r.result_json FROM trials t JOIN results r ON r.key = t.key "
-                "WHERE t.campaign_id = ? AND t.state = ? ORDER BY t.idx LIMIT ? OFFSET ?",
-                (
-                    campaign_id,
-                    TrialState.DONE.value,
-                    -1 if limit is None else max(limit, 0),
-                    max(offset, 0),
-                ),
-            ).fetchall()
-        return [(trial_row(r), json.loads(r["result_json"])) for r in rows]
+            return sqlite_trials.campaign_results(db, campaign_id, offset, limit)
+
+    def result_texts(
+        self, campaign_id: str, start_index: int = 0, limit: int = 500
+    ) -> list[ResultText]:
+        with self._reading() as db:
+            return sqlite_trials.result_texts(db, campaign_id, start_index, limit)
 
     # --- events ----------------------------------------------------------------------
     def append_event(self, campaign_id: str, event: CampaignEvent) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from faultlab.events import ProgressEvent, TrialEvent
-from faultlab.server.store.base import ResultItem
-from faultlab.server.store.sqlite_schema import append_event
+from faultlab.server.store.base import ResultItem, ResultText, TrialRow
+from faultlab.server.store.sqlite_schema import append_event, trial_row
 from faultlab.states import ACTIVE_STATES, TrialState
 
 _ACTIVE = tuple(s.value for s in ACTIVE_STATES)
@@ -165,3 +165,31 @@ def record_results(db: sqlite3.Connection, campaign_id: str, items: Sequence[Res
                              counters["trials_cached"], counters["trials_failed"])
     append_event(db, campaign_id, now, progress)
     return new
+
+
+def campaign_results(
+    db: sqlite3.Connection, campaign_id: str, offset: int, limit: int | None
+) -> list[tuple[TrialRow, dict[str, Any]]]:
+    rows = db.execute(
+        "SELECT t.key, t.idx, t.round, t.state, t.attempts, t.trial_json, t.error, "
+        "r.result_json FROM trials t JOIN results r ON r.key = t.key "
+        "WHERE t.campaign_id = ? AND t.state = ? ORDER BY t.idx LIMIT ? OFFSET ?",
+        (campaign_id, TrialState.DONE.value, -1 if limit is None else max(limit, 0),
+         max(offset, 0)),
+    ).fetchall()
+    return [(trial_row(r), json.loads(r["result_json"])) for r in rows]
+
+
+def result_texts(
+    db: sqlite3.Connection, campaign_id: str, start_index: int, limit: int
+) -> list[ResultText]:
+    if limit <= 0:
+        return []
+    rows = db.execute(  # a range of the (campaign_id, idx) index: O(page) at any depth
+        "SELECT t.key, t.idx, t.attempts, t.trial_json, r.result_json FROM trials t "
+        "JOIN results r ON r.key = t.key WHERE t.campaign_id = ? AND t.idx >= ? "
+        "AND t.state = ? ORDER BY t.idx LIMIT ?",
+        (campaign_id, max(start_index, 0), TrialState.DONE.value, limit),
+    ).fetchall()
+    return [ResultText(r["key"], r["idx"], r["attempts"], r["trial_json"], r["result_json"])
+            for r in rows]

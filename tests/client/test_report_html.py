@@ -115,11 +115,14 @@ def test_numbers_are_printed_to_the_precision_of_their_ci() -> None:
 
 
 def test_table_puts_key_columns_first_and_reads_well(report: Report) -> None:
-    table = report.table()
+    table = report.table(readable=False)
     assert list(table.columns[:5]) == ["workload", "dtype", "layer", "mitigation", "trials"]
     assert table.columns[5] == "critical_sdc_rate"
-    readable = report.table("per_layer", readable=True)
+    readable = report.table()  # what a user sees by default: readable names, same order
     assert {"critical SDC rate", "critical SDC CI low", "DUE rate"} <= set(readable.columns)
+    assert list(readable.columns[:3]) == ["workload", "dtype", "layer"]
+    assert readable.shape == table.shape and readable.equals(table.set_axis(readable.columns,
+                                                                              axis=1))
 
 
 def _wide(report: Report) -> Report:

@@ -5,6 +5,7 @@ Every test taking ``store`` / ``open_backend`` runs once per backend (see ``conf
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -324,6 +325,35 @@ def test_campaign_results_page_reads_no_full_trial_list(
     [(row, res)] = store.campaign_results("c1", 1, 1)
     assert (row.key, row.index, row.state, res) == (keys[3], 3, TrialState.DONE, result(keys[3]))
     assert [r.key for r, _ in store.campaign_results("c1", 3)] == keys[5:7]
+
+
+def test_result_texts_page_by_plan_index_as_stored_text(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = with_trials(store, 12)
+    done = keys[:5] + keys[6:11]  # keys[5] and keys[11] stay pending
+    store.mark_running("c1", done[:2])
+    store.record_results("c1", [ResultItem(k, result(k)) for k in reversed(done)])
+
+    def scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("result_texts must read only its page")
+
+    monkeypatch.setattr(store, "trials", scan)
+    monkeypatch.setattr(store, "campaign_results", scan)
+    pages, start = [], 0
+    while page := store.result_texts("c1", start, 3):  # each page starts after the last
+        pages.append(page)
+        start = page[-1].index + 1
+    rows = [row for page in pages for row in page]
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    assert [row.key for row in rows] == done
+    assert [row.index for row in rows] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert [json.loads(row.trial_json) for row in rows] == [trial(r.index) for r in rows]
+    assert [json.loads(row.result_json) for row in rows] == [result(k) for k in done]
+    assert [row.attempts for row in rows] == [1] * len(done)
+    assert [r.key for r in store.result_texts("c1", 5, 2)] == [keys[6], keys[7]]  # 5: pending
+    assert store.result_texts("c1", 11) == [] and store.result_texts("c1", 0, 0) == []
+    assert store.result_texts("unknown") == []
 
 
 # --- events --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ limit and the terminal-state fence on trial writes (both backends, see ``conftes
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from faultlab.events import LogEvent
 from faultlab.server.store import ResultItem, Store
 from faultlab.server.store.base import LeaseLostError
 from faultlab.states import CampaignState, TrialState
+from tests.server.test_artifacts_contract import digest, put
 from tests.server.test_store_contract import campaign, events, keyed, result, with_trials
 
 StoreFactory = Callable[[], Store]
@@ -73,6 +75,22 @@ def test_every_write_of_a_stale_holder_is_fenced(open_backend: StoreFactory) -> 
     assert record.trials_done == 0 and fresh.get_campaign("c2") is None
     assert [e.event.type for e in events(fresh, "c1")] == ["state"]
     assert fresh.record_results("c1", [ResultItem(keys[0], result(keys[0]))]) == 1
+
+
+def test_a_stale_holder_stores_no_artifact(open_backend: StoreFactory) -> None:
+    stale, fresh = open_backend(), open_backend()
+    stale.acquire_lease("a", 10.0)
+    kept = os.urandom(1000)
+    put(stale, "alice", kept)  # while it holds the lease
+    assert fresh.acquire_lease("b", 10.0, steal=True) > stale.fence_token
+    blob = os.urandom(300_000 * 3 + 17)  # several chunks, all written before the fenced finish
+    with pytest.raises(LeaseLostError):
+        put(stale, "alice", blob)
+    assert fresh.stat_artifact("alice", digest(blob)) is None
+    assert stale.stat_artifact("alice", digest(blob)) is None
+    # Nothing was counted against the quota: only the first artifact's 1000 bytes are in use.
+    put(fresh, "alice", os.urandom(10), quota_bytes=1010)
+    assert fresh.read_artifact("alice", digest(kept)) == kept
 
 
 def test_tenant_limit_is_checked_with_the_insert(store: Store) -> None:

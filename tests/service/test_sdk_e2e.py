@@ -40,7 +40,7 @@ def test_submit_stream_results(client: Client) -> None:
     assert "trial.bit" in df.columns or any(c.startswith("trial.") for c in df.columns)
 
     report = job.report()
-    table = report.table()
+    table = report.table(readable=False)
     assert {"ci_low", "ci_high"} <= {c for c in table.columns if c.startswith("ci")} | set(
         c.split("_", 1)[-1] for c in table.columns if "ci_" in c
     ) or any("ci" in c for c in table.columns)

@@ -49,6 +49,17 @@ def test_coverage_of_the_slower_estimators(spec: dict[str, str]) -> None:
             assert row["coverage"] >= 0.95 - coverage_tolerance(0.95, reps), row
 
 
+def test_deepest_covers_at_fifty_labels() -> None:
+    """DeepEST's Des Raj variance rests on the few draws that found a misprediction: with the
+    t quantile on labels − 1 degrees of freedom its interval covered 0.916 at 50 labels (1,000
+    repetitions, below this check's 0.928); on failures found − 1 it covers."""
+    reps = repetitions(1000, 6000)
+    sampler = SamplerSpec.model_validate({"name": "deepest"})
+    for row in simulate_coverage(sampler, [50], reps, 0.95, size=1000):
+        assert row["ci_method"] == "wilson-kish-des-raj-satterthwaite"
+        assert row["coverage"] >= 0.95 - coverage_tolerance(0.95, reps), row
+
+
 def test_stratified_covers_when_strata_see_no_failure() -> None:
     """At 98 % accuracy with 20 strata most strata sample no misprediction; a zero
     within-stratum variance made the Kish-size Wilson interval under-cover (0.915–0.925)."""

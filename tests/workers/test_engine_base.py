@@ -19,17 +19,21 @@ META = {"model_digest": "m" * 8, "dataset_digest": "d" * 8}
 #: unchanged; faults and sparsity moved from version "faults-1"/"sparsity-1" to "1" (one
 #: convention: a decimal counter; the kind is already part of the key).
 EXPECTED_KEYS = {
-    "faults": "0bfe662e0d2b9bb2b2ff7533366fb24a85d13b857a4a69f441ea5a58e0d71d04",
-    "sparsity": "5ae06d9a97fe4c7686bb411c8ee03c67024471db14004113dc022f0a62575faa",
+    "faults": "cb082143ec7a01562d7dbe28c9f1a947555e2858a075ce9b6d2f6fd5e2cef82c",
+    "sparsity": "07122c676aa4b5907aa68daa8df8fe536ea179d36c12a62c8f4ff979ff0a8d94",
     "watermark": "5464bcc55afab8d9f4322a9e2987a856a71b7b9235c1965d5265e298527c140d",
-    "sampling": "9bdaad023e044d92b341cde484f18d239ace7a57be13a3d42eb0cd0a2ecde0cc",
+    "sampling": "2b90e1b1ae74b8d31b071c68317312e2a4b19d655401841c5b130301cd724a38",
 }
 
 
 #: faults 2: top-k / logit-deviation outcomes, container activation sites no longer counted.
+#: faults 3: multi-target campaigns, per-input activation positions, GAT attention vectors as
+#: weight sites, ``critical_logit_deviation`` per trial (re-thresholding SDC after the fact).
 #: watermark 2: per-trigger backup labels (a key-blind null); sampling 2: group-aware
-#: improvement split and small-budget intervals. A version bump changes every key of the kind.
-VERSIONS = {"faults": "2", "watermark": "2", "sampling": "2"}
+#: improvement split and small-budget intervals; sampling 3: DeepEST's t quantile on failures
+#: found − 1 degrees of freedom; sparsity 2: sensitivity scans score a validation split carved
+#: from train. A version bump changes every key of the kind.
+VERSIONS = {"faults": "3", "watermark": "2", "sampling": "3", "sparsity": "2"}
 
 
 def _spec(kind: str) -> Any:
@@ -67,7 +71,7 @@ def test_provenance_fields() -> None:
     prov = engine.provenance(spec, META, calibration={"samples": 4})
     assert prov == {
         "spec_hash": spec.spec_hash, "code_version": code_version(), "seed": 3,
-        "engine": "sparsity", "engine_version": "1", "model_digest": "m" * 8,
+        "engine": "sparsity", "engine_version": "2", "model_digest": "m" * 8,
         "dataset_digest": "d" * 8, "calibration": {"samples": 4},
     }
 

@@ -36,7 +36,7 @@ def test_weight_campaign_report_has_rates_cis_and_provenance() -> None:
     report, records = run_local(_spec({"sampling": "stratified", "stratify": ["layer"],
                                        "margin": 0.2, "layers": ["conv1", "fc2"]}))
     assert len(records) == 2 * 24  # Leveugle: 1.96² · 0.25 / 0.2² → 24 per layer
-    table = report.table()
+    table = report.table(readable=False)
     assert report.primary == "per_layer"
     assert set(table["layer"]) == {"conv1.weight", "fc2.weight"}
     for col in ("sdc", "critical_sdc", "due", "masked"):

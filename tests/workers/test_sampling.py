@@ -89,7 +89,7 @@ def test_replay_campaign_end_to_end() -> None:
                   {"name": "ppi", "oracle": "mc_dropout"}],
     )
     report, records = run_local(spec)
-    table = report.table("replay")
+    table = report.table("replay", readable=False)
     assert len(records) == 7 * 2 * 8
     assert set(table["sampler"]) == {"srs", "stratified-neyman(msp)", "pps-ht(msp)",
                                      "deepest(dsa)", "ces", "difference(lsa)", "ppi++(mc_dropout)"}
@@ -97,7 +97,7 @@ def test_replay_campaign_end_to_end() -> None:
     assert (table["labels_spent"] <= table["budget"]).all()
     assert report.summary["pool_size"] == 1080
     assert 0.5 < report.summary["true_accuracy"] < 1.0
-    oracles = report.table("oracles").set_index("oracle")
+    oracles = report.table("oracles", readable=False).set_index("oracle")
     assert oracles.loc["msp", "auroc"] > 0.7
     assert {"rmse_vs_budget", "coverage_vs_budget"} <= set(
         __import__("faultlab.workers.sampling.plots", fromlist=["plot"]).plot(report))
@@ -116,10 +116,10 @@ def test_assess_campaign_returns_estimate_ci_and_sampled_inputs() -> None:
                      samplers=[{"name": "stratified", "oracle": "ensemble", "strata": 4},
                                {"name": "pps", "estimator": "hh"}])
     report, _ = run_local(spec)
-    assess = report.table("assess").set_index("sampler")
+    assess = report.table("assess", readable=False).set_index("sampler")
     for sampler, row in assess.iterrows():
         assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
-        sampled = report.table("sampled")
+        sampled = report.table("sampled", readable=False)
         mine = sampled[sampled["sampler"] == sampler]
         assert len(mine) == row["labels_spent"] and mine["pool_id"].is_unique
     assert assess.loc["stratified-neyman(ensemble)", "labels_spent"] == 40
@@ -129,12 +129,12 @@ def test_improve_campaign_compares_with_the_random_control() -> None:
     spec = spec_with(mode="improve", budget=40, samplers=[{"name": "pps"}],
                      improve={"iterations": 1, "repetitions": 1, "epochs": 2})
     report, records = run_local(spec)
-    summary = report.table("daic_summary")
+    summary = report.table("daic_summary", readable=False)
     assert set(summary["arm"]) == {"pps-ht(msp)", "control(srs)"}
     assert set(summary["iteration"]) == {0, 1}
     assert report.summary["daic_arm"] == "pps-ht(msp)"
     assert math.isfinite(report.summary["daic_gain"])
-    cycle = report.table("daic")
+    cycle = report.table("daic", readable=False)
     assert (cycle.groupby("arm")["labels_total"].max() == 80).all()
     assert "daic_iterations" in __import__(
         "faultlab.workers.sampling.plots", fromlist=["plot"]).plot(report)

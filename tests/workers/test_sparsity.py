@@ -111,7 +111,7 @@ def test_small_sweep_end_to_end(tmp_path: object) -> None:
     }
     report, records = run_local(spec)
     assert report.summary["errors"] == 0, report.summary.get("first_error")
-    cells = report.table()
+    cells = report.table(readable=False)
     methods = set(cells["method"])
     assert {
         "magnitude",
@@ -169,7 +169,7 @@ def test_gnn_sweep_counts_edges() -> None:
     }
     report, _ = run_local(spec)
     assert report.summary["errors"] == 0, report.summary.get("first_error")
-    cells = report.table()
+    cells = report.table(readable=False)
     dense = cells[cells["family"] == "dense"].iloc[0]
     edges_plus_loops = 156 + 34
     assert dense["aggregation_macs"] == pytest.approx(edges_plus_loops * (32 + 4))
@@ -235,3 +235,63 @@ def test_composed_fault_campaign_uses_identical_plan() -> None:
     with pytest.raises(SpecError) as err:
         get_engine("sparsity").prepare(parse_spec(bad))
     assert err.value.field == "sparsity.compose.chains[0]"
+
+
+def test_allocation_is_selected_off_the_test_split() -> None:
+    """The sensitivity scan and the allocation chosen from it never look at the test split:
+    with every test label corrupted (and the dense test accuracy with them) the scan's
+    results and the per-layer allocation are unchanged; the scan scores a seeded,
+    label-stratified validation split of the training inputs, recorded in the provenance."""
+    from faultlab.workers.engine import TrialRecord
+
+    spec = parse_spec({
+        "kind": "sparsity", "seed": 5, "model": {"name": "digits_cnn"},
+        "dataset": {"name": "digits", "size": 200},
+        "sparsity": {"methods": ["magnitude"], "levels": {"values": [0.5]}, "seeds": 1,
+                     "finetune": {"epochs": 0},
+                     "sensitivity": {"levels": [0.5, 0.95], "allocation_levels": [0.8]}},
+    })
+    engine = get_engine("sparsity")
+
+    def allocation(corrupt: bool) -> tuple[list[dict[str, Any]], list[Any]]:
+        prepared = engine.prepare(spec)
+        ctx, meta = prepared.context, prepared.meta
+        if corrupt:
+            ctx.labels = (ctx.labels + 1) % 10
+            meta["dense"]["accuracy"] = 0.0
+        scans = [t for t in engine.plan(spec, meta, 0, []) if t["type"] == "sensitivity"]
+        results = engine.run_shard(ctx, scans)
+        records = [TrialRecord(str(i), t, r)
+                   for i, (t, r) in enumerate(zip(scans, results, strict=True))]
+        cells = engine.plan(spec, meta, 1, records)
+        assert {r["total"] for r in results} == {meta["selection"]["size"]}
+        return results, [c["allocation"] for c in cells if c["granularity"] == "sensitivity"]
+
+    clean_results, clean_allocation = allocation(corrupt=False)
+    corrupt_results, corrupt_allocation = allocation(corrupt=True)
+    assert all(engine.outcomes_equal(a, b)
+               for a, b in zip(clean_results, corrupt_results, strict=True))
+    assert clean_allocation == corrupt_allocation and clean_allocation[0]
+    selection = engine.prepare(spec).meta["selection"]
+    assert selection["source"] == "train" and selection["seed"] == 5
+    from faultlab.workers.zoo import load_dataset
+
+    train_labels = load_dataset(spec.dataset).split("train")[1]
+    assert selection["size"] == round(0.2 * len(train_labels)) and selection["ids_digest"]
+
+
+def test_validation_split_of_a_graph_is_carved_from_its_training_nodes() -> None:
+    from faultlab.workers.sparsity.selection import selection_split
+    from faultlab.workers.zoo import load_dataset
+
+    data = load_dataset(parse_spec({"kind": "sparsity", "model": {"name": "gcn"},
+                                    "dataset": {"name": "sbm"}}).dataset)
+    split = selection_split(data, 0.2, 3, 1024)
+    assert split.ids is not None
+    ids = set(split.ids.tolist())
+    assert ids <= set(data.split("train").tolist()) and not ids & set(data.split("test").tolist())
+    assert split.provenance["size"] == len(ids) == round(0.2 * len(data.split("train")))
+    # Seeded: the same seed gives the same nodes, another seed other nodes.
+    assert selection_split(data, 0.2, 3, 1024).provenance == split.provenance
+    assert selection_split(data, 0.2, 4, 1024).provenance["ids_digest"] != split.provenance[
+        "ids_digest"]

@@ -14,9 +14,11 @@ that was injected.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from faultlab.stats import two_sided_z, wilson_interval
@@ -31,9 +33,24 @@ RATES = {
     "failure": ("critical_sdc", "due"),      # wrong top-1 or no answer: what a user suffers
     "masked": ("masked",),
 }
+#: Trial-level rates beyond the outcome classes: a trial counts when any input has the flag.
+FLAG_RATES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    # the set of top-k classes changed on some input (k = workload.TOP_K)
+    "topk_changed": lambda g: g["topk_changed_inputs"] > 0,
+}
 #: Per-input (per-node for GNNs) rates: the share of a trial's inputs with the outcome.
-INPUT_RATES = {"sdc": "sdc_inputs", "critical_sdc": "critical_inputs"}
-SCOPE = ("workload", "dtype", "layer", "bit")
+INPUT_RATES = {"sdc": "sdc_inputs", "critical_sdc": "critical_inputs",
+               "topk_changed": "topk_changed_inputs"}
+SCOPE = ("workload", "target", "dtype", "layer", "bit")
+#: The rate tables of a fault report and their keys (``target`` joins them in multi-target
+#: campaigns; ``per_target`` exists only there); ``layer_bit`` has the unmitigated rows only.
+TABLE_KEYS: dict[str, list[str]] = {
+    "per_layer": ["workload", "dtype", "layer", "mitigation"],
+    "per_bit": ["workload", "dtype", "bit", "mitigation"],
+    "layer_bit": ["workload", "dtype", "layer", "bit"],
+    "per_model": ["workload", "dtype", "mitigation"],
+    "per_target": ["workload", "dtype", "target", "mitigation"],
+}
 
 
 @dataclass
@@ -59,7 +76,8 @@ def populations_of(all_strata: list[Stratum]) -> Populations:
     rows = []
     for st in all_strata:
         for c in st.components:
-            base = {"workload": st.workload, "dtype": c.site["dtype"], "layer": c.site["name"]}
+            base = {"workload": st.workload, "target": c.site.get("target", st.target),
+                    "dtype": c.site["dtype"], "layer": c.site["name"]}
             if st.bit is not None or (c.cells == c.site["numel"] * len(c.bits) == c.faults):
                 rows += [{**base, "bit": b, "faults": float(c.site["numel"])} for b in c.bits]
             else:
@@ -92,8 +110,9 @@ def rate_columns(
     space = pops.fault_space(scope or {})
     out["population"] = space
     out["sampled_fraction"] = n / space if space and not math.isnan(space) else math.nan
-    for rate, outcomes in RATES.items():
-        hit = group["outcome"].isin(outcomes)
+    flags = {rate: group["outcome"].isin(outcomes) for rate, outcomes in RATES.items()}
+    flags.update({rate: flag(group) for rate, flag in FLAG_RATES.items()})
+    for rate, hit in flags.items():
         if len(parts) == 1 and math.isinf(parts[0][1]):
             k = int(hit.sum())
             p = k / n if n else math.nan
@@ -113,16 +132,50 @@ def rate_columns(
         out[f"per_input_{rate}_ci_low"] = lo
         out[f"per_input_{rate}_ci_high"] = hi
     out["mean_accuracy"] = est.weighted_mean([(w, r["accuracy"].tolist()) for w, _, r in parts])
+    out.update(deviation_columns(parts))
     return out
 
 
-def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.DataFrame:
-    """One row per (trial, variant): the baseline (``none``) and each mitigation."""
+def deviation_columns(parts: list[tuple[float, float, pd.DataFrame]]) -> dict[str, float]:
+    """The largest absolute output deviation from golden over a group's trials, and its
+    stratum-weighted median (each trial weighs ``W_h / n_h``; DUE trials have none)."""
+    values, weights = [], []
+    for w, _, rows in parts:
+        dev = pd.to_numeric(rows["max_logit_deviation"], errors="coerce").dropna()
+        values += dev.tolist()
+        weights += [w / len(rows)] * len(dev)
+    if not values:
+        return {"max_logit_deviation": math.nan, "median_logit_deviation": math.nan}
+    order = np.argsort(values, kind="stable")
+    v, cum = np.asarray(values)[order], np.cumsum(np.asarray(weights)[order])
+    median = float(v[int(np.searchsorted(cum, cum[-1] / 2.0))])
+    return {"max_logit_deviation": float(v[-1]), "median_logit_deviation": median}
+
+
+def outcome_at(result: dict[str, Any], tolerance: float | None) -> str:
+    """A trial's outcome class re-thresholded at SDC ``tolerance`` (None: as stored): an
+    output deviation up to ``tolerance`` is masked; the top-1 change counts only on inputs
+    that deviate by more (``critical_logit_deviation``). DUEs stay DUEs."""
+    outcome = str(result["outcome"])
+    deviation = result.get("max_logit_deviation")
+    if tolerance is None or outcome == "due" or deviation is None:
+        return outcome
+    t = float(np.float32(tolerance))  # outputs are float32: compare as the trial did
+    if float(result.get("critical_logit_deviation") or 0.0) > t:
+        return "critical_sdc"
+    return "sdc" if float(deviation) > t else "masked"
+
+
+def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]],
+                tolerance: float | None = None) -> pd.DataFrame:
+    """One row per (trial, variant): the baseline (``none``) and each mitigation; with
+    ``tolerance``, outcomes re-thresholded there (:func:`outcome_at`)."""
     rows = []
     for index, (trial, result) in enumerate(records):
         base = {
             "trial": index,
-            "workload": trial["workload"], "dtype": trial["dtype"], "stratum": trial["stratum"],
+            "workload": trial["workload"], "target": trial.get("target", ""),
+            "dtype": trial["dtype"], "stratum": trial["stratum"],
             "layer": trial["faults"][0]["site"] if len(trial["faults"]) == 1 else trial["layer"],
             "bit": trial["bit"] if trial["bit"] is not None else (
                 trial["faults"][0]["bits"][0]
@@ -133,10 +186,12 @@ def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
         variants = {"none": result, **result.get("mitigated", {})}
         for name, r in variants.items():
             rows.append({
-                **base, "mitigation": name, "outcome": r["outcome"],
+                **base, "mitigation": name, "outcome": outcome_at(r, tolerance),
                 "accuracy": r.get("accuracy", math.nan),
                 "sdc_inputs": r.get("sdc_inputs", 0),
                 "critical_inputs": r.get("critical_inputs", 0),
+                "topk_changed_inputs": r.get("topk_changed_inputs", 0),
+                "max_logit_deviation": r.get("max_logit_deviation", math.nan),
                 "inputs": r.get("inputs", 0), "nodes_affected": r.get("nodes_affected", math.nan),
                 "forward_seconds": r.get("forward_seconds", math.nan),
                 "critical_by_degree": r.get("critical_by_degree"),
@@ -160,6 +215,38 @@ def grouped(
         for col, fn in extra.items():
             out[col] = out.apply(fn, axis=1)
     return out
+
+
+def rate_tables(
+    df: pd.DataFrame, pops: Populations, weighted: bool, confidence: float, multi_target: bool,
+    per_model_extra: dict[str, Any] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The rate tables of :data:`TABLE_KEYS` (a multi-target campaign's rows also name their
+    target, and it has a ``per_target`` table)."""
+    tables = {}
+    for name, keys in TABLE_KEYS.items():
+        if name == "per_target" and not multi_target:
+            continue
+        if multi_target and name in ("per_layer", "per_bit", "layer_bit"):
+            keys = [keys[0], "target", *keys[1:]]
+        frame = df[df["mitigation"] == "none"] if name == "layer_bit" else df
+        tables[name] = grouped(frame, keys, pops, weighted, confidence,
+                               extra=per_model_extra if name == "per_model" else None)
+    return tables
+
+
+def strata_table(pops: Populations, base: pd.DataFrame) -> pd.DataFrame:
+    """One row per stratum: its scope, fault space (``population``), weight in campaign-level
+    figures, enumeration frame (``inf``: independent draws) and trials — what re-weighting
+    the trials needs after the fact (:mod:`~faultlab.workers.faults.tolerance`)."""
+    counts = base.groupby("stratum").size()
+    return pd.DataFrame([
+        {"stratum": key, "workload": st.workload, "target": st.target, "dtype": st.dtype,
+         "layer": st.layer, "bit": -1 if st.bit is None else st.bit,
+         "population": st.population, "weight": st.weight, "frame": st.frame,
+         "trials": int(counts.get(key, 0))}
+        for key, st in pops.strata.items()
+    ])
 
 
 def degree_table(

@@ -28,18 +28,13 @@ from faultlab.spec import CampaignSpec
 from faultlab.workers.engine import Engine, Prepared, TrialRecord, move_to
 from faultlab.workers.faults import aggregate as agg
 from faultlab.workers.faults.batched import run_batched
-from faultlab.workers.faults.loading import (
-    check_target,
-    discover_sites,
-    load_workload,
-    select_sites,
-    workload_pairs,
-)
+from faultlab.workers.faults.loading import load_workload, workload_pairs
 from faultlab.workers.faults.mitigations import MITIGATIONS
 from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.params import DtypeName, FaultParams
 from faultlab.workers.faults.planning import plan_round, strata
 from faultlab.workers.faults.sites import is_message_passing
+from faultlab.workers.faults.targets import campaign_sites, check_targets
 from faultlab.workers.faults.workload import CHUNK, Workload, cast_inputs, convert
 from faultlab.workers.zoo import GraphData, ImageData
 from faultlab.workers.zoo.training import forward_batches
@@ -59,7 +54,7 @@ class FaultEngine(Engine[FaultParams]):
     """Fault-injection campaigns (see the module docstring)."""
 
     kind = "faults"
-    version = "2"
+    version = "3"
     params_type = FaultParams
     #: How many trials shared a batched forward: execution, never an outcome (bit-exact).
     provenance_fields = frozenset({"batch_faults"})
@@ -69,13 +64,13 @@ class FaultEngine(Engine[FaultParams]):
         params = self.params(spec)
         for name, m, d, mfield, dfield in workload_pairs(spec, params):
             model, data, _ = load_workload(m, d, mfield, dfield, trained=False)
-            check_target(params, model, data.kind, name)
+            check_targets(params, model, data.kind, name)
             args, _, _ = forward_batches(data, "test", 2, CHUNK)
             for dtype in params.dtypes:
                 if dtype in ("fp16", "bf16"):
                     continue  # same structure and names as fp32
-                sites = discover_sites(model, params, dtype, args, data.kind)
-                if dtype == "int8" and not sites:
+                chosen = campaign_sites(model, params, dtype, args, data.kind, name)
+                if dtype == "int8" and not chosen:
                     raise SpecError(
                         "faults.dtypes",
                         f"int8 faults need a model quantized with scale/zero point "
@@ -83,7 +78,6 @@ class FaultEngine(Engine[FaultParams]):
                         f"{params.target} tensors",
                         ["fp32", "fp16", "bf16"],
                     )
-                chosen = select_sites(sites, params, model, name)
                 if not chosen:
                     raise SpecError("faults.layers", f"no {params.target} sites in {name}")
             for i, mit in enumerate(params.mitigations):
@@ -115,8 +109,9 @@ class FaultEngine(Engine[FaultParams]):
             for dtype in params.dtypes:
                 wl.models[dtype] = convert(model, dtype)
                 wl.inputs[dtype] = [cast_inputs(a, dtype) for a in args]
-                sites = discover_sites(wl.models[dtype], params, dtype, wl.inputs[dtype], data.kind)
-                wl.sites[dtype] = {s.name: s for s in select_sites(sites, params, model, name)}
+                sites = campaign_sites(wl.models[dtype], params, dtype, wl.inputs[dtype],
+                                       data.kind, name)
+                wl.sites[dtype] = {s.name: s for s in sites}
             degree_counts: list[int] = []
             if isinstance(data, GraphData) and eval_ids is not None:
                 from torch_geometric.utils import degree
@@ -255,16 +250,9 @@ class FaultEngine(Engine[FaultParams]):
             return float(golden[row["workload"]][row["dtype"]])
 
         base = df[df["mitigation"] == "none"]
-        tables = {
-            "per_layer": agg.grouped(df, ["workload", "dtype", "layer", "mitigation"], pops,
-                                     weighted, conf),
-            "per_bit": agg.grouped(df, ["workload", "dtype", "bit", "mitigation"], pops,
-                                   weighted, conf),
-            "layer_bit": agg.grouped(base, ["workload", "dtype", "layer", "bit"], pops, weighted,
-                                     conf),
-            "per_model": agg.grouped(df, ["workload", "dtype", "mitigation"], pops, weighted,
-                                     conf, extra={"golden_accuracy": gold}),
-        }
+        tables = agg.rate_tables(df, pops, weighted, conf, params.multi_target,
+                                 per_model_extra={"golden_accuracy": gold})
+        tables["strata"] = agg.strata_table(pops, base)
         mit = agg.mitigation_table(df, meta, params, pops, weighted)
         if not mit.empty:
             tables["mitigation"] = mit
@@ -286,6 +274,7 @@ class FaultEngine(Engine[FaultParams]):
             "compute_seconds": float(sum(r.result.get("compute_seconds", 0.0) for r in records)),
             "mean_accuracy_under_fault": overall["mean_accuracy"],
             "confidence": conf,
+            "sdc_tolerance": params.sdc_tolerance,
             **params.summary(),
         }
         if not math.isfinite(summary.get("population", 0.0)):

@@ -28,17 +28,30 @@ def element_format(site: SiteInfo) -> ElementFormat:
 
 def _fault_tensor(
     value: torch.Tensor, faults: list[dict[str, Any]], site: SiteInfo, model: FaultModel,
-    per_sample: bool,
+    per_sample: bool, offset: int = 0,
 ) -> torch.Tensor:
-    """A faulted copy of ``value`` (the module's own output is never written to)."""
+    """A faulted copy of ``value`` (the module's own output is never written to).
+
+    Per sample, a fault with ``indices`` (``activation_position: per_input``) hits input
+    ``offset + r`` of the evaluation set at ``indices[offset + r]``: ``offset`` is where this
+    chunk of inputs starts."""
     out = value.detach().clone().contiguous()
     raw = raw_view(out)
     fmt = element_format(site)
     if per_sample and out.dim() > 0:
         raw = raw.view(out.shape[0], -1)
+        rows = torch.arange(raw.shape[0], device=raw.device)
         for f in faults:
-            i = int(f["index"])
-            raw[:, i] = model.apply_tensor(raw[:, i], f, fmt)
+            positions = f.get("indices")
+            if positions is None:
+                i = int(f["index"])
+                raw[:, i] = model.apply_tensor(raw[:, i], f, fmt).to(raw.device)
+                continue
+            if len(positions) < offset + raw.shape[0]:
+                raise ValueError(f"fault at {site.name} records {len(positions)} positions, "
+                                 f"the evaluation set has more inputs")
+            cols = torch.as_tensor(positions[offset:offset + raw.shape[0]], device=raw.device)
+            raw[rows, cols] = model.apply_tensor(raw[rows, cols], f, fmt).to(raw.device)
     else:
         for f in faults:
             i = int(f["index"])
@@ -76,12 +89,16 @@ class Injector:
         for f in faults:
             self.by_site.setdefault(f["site"], []).append(f)
         self.calls: dict[str, int] = {}
+        self.offset = 0
+        """Index of the first input of the chunk being run (per-input activation faults)."""
         self._undo: list[Callable[[], None]] = []
         self._handles: list[Any] = []
 
-    def reset_calls(self) -> None:
-        """Starts a new forward pass (call indices count from 0 again)."""
+    def reset_calls(self, offset: int = 0) -> None:
+        """Starts a new forward pass (call indices count from 0 again) on the chunk of inputs
+        that starts at input ``offset``."""
         self.calls.clear()
+        self.offset = offset
 
     def faulted_edge_index(self, edge_index: torch.Tensor) -> torch.Tensor:
         """``edge_index`` with the trial's ``edge_index`` faults (a copy; the input is kept)."""
@@ -166,7 +183,8 @@ class Injector:
                 t = first_tensor(out)
                 if t is None:
                     return None
-                return _replace_first(out, _fault_tensor(t, faults, site, fm, per_sample))
+                return _replace_first(out, _fault_tensor(t, faults, site, fm, per_sample,
+                                                         self.offset))
 
             # prepend: the fault happens inside the module, before any checker hook sees it
             self._handles.append(module.register_forward_hook(out_hook, prepend=True))

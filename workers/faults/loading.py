@@ -109,7 +109,7 @@ def discover_sites(
     """Every site of the campaign's target in ``model`` (running one forward, on the first
     input chunk, if needed: a site's call index is per forward, so an evaluation set split
     into several chunks has the sites of one)."""
-    target = params.target
+    target = str(params.target)  # one target (several: targets.campaign_sites)
     if target in ("weight", "bias"):
         return parameter_sites(model, target, int8=dtype == "int8")
     if target == "edge_index":

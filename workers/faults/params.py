@@ -17,7 +17,7 @@ How many trials run is decided by ``sampling``:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -31,6 +31,8 @@ Target = Literal[
     "weight", "bias", "activation", "embedding", "message", "aggregation", "edge_index",
     "edge_weight",
 ]
+
+TARGETS: tuple[str, ...] = get_args(Target)
 
 DtypeName = Literal["fp32", "fp16", "bf16", "int8"]
 StratumKey = Literal["layer", "bit", "dtype"]
@@ -84,12 +86,17 @@ class FaultParams(StrictModel):
     """Fault model: ``bitflip`` (single transient flip), ``multi_bitflip`` (``bit_count``
     distinct random bits), ``adjacent_bitflip`` (``bit_count`` neighbouring bits),
     ``stuck_at_0``, ``stuck_at_1``, ``random_value``, ``zero``."""
-    target: Target = "weight"
+    target: Target | list[Target] = "weight"
     """Where faults land: ``weight``/``bias`` (parameters, in place with exact restore),
     ``activation`` (any module's output, via forward hooks), ``embedding`` (the node embeddings
     a GNN layer outputs), ``message``/``aggregation`` (inside PyG ``MessagePassing``),
     ``edge_index`` (the graph's stored node ids) or ``edge_weight`` (the edge weights a
-    ``MessagePassing`` layer propagates)."""
+    ``MessagePassing`` layer propagates). A list (``[weight, activation, message]``) makes one
+    campaign over several targets, planned and reported per target (strata include it)."""
+    activation_position: Literal["same", "per_input"] = "same"
+    """Image activation faults: ``same`` hits the same element of every input of the batch
+    (PyTorchFI's default); ``per_input`` draws an independent position for each input, and
+    the trial records every position (so replay reproduces it)."""
     layers: list[str] = Field(default_factory=list, max_length=10_000)
     """Qualified module names (``conv1``, ``layers.0.conv2``); empty = every eligible module.
     A module called several times per forward is addressed as ``name#k`` (k-th call) for
@@ -150,9 +157,48 @@ class FaultParams(StrictModel):
 
         return _registered(FAULT_MODELS, v)
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_list(cls, v: Any) -> Any:
+        """One target stays a string (the spec of a single-target campaign is unchanged);
+        a list is checked here, so an unknown value names ``faults.target`` itself."""
+        for item in v if isinstance(v, list | tuple) else [v]:
+            if isinstance(v, list | tuple) and item not in TARGETS:
+                raise SpecError("faults.target", f"unknown target {item!r} in the list",
+                                list(TARGETS))
+            if item not in TARGETS:
+                raise PydanticCustomError(
+                    "literal_error", "unknown target {name}",
+                    {"name": repr(item), "expected": ", ".join(repr(t) for t in TARGETS)},
+                )
+        if not isinstance(v, list | tuple):
+            return v
+        if not v:
+            raise SpecError("faults.target", "must not be empty", list(TARGETS))
+        if len(set(v)) != len(v):
+            raise SpecError("faults.target", "lists a target twice")
+        if {"activation", "embedding"} <= set(v):
+            raise SpecError("faults.target", "embedding sites are the activation sites of "
+                            "MessagePassing layers: list one of activation, embedding")
+        return v[0] if len(v) == 1 else list(v)
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target of the campaign, in the order the spec lists them."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def multi_target(self) -> bool:
+        return not isinstance(self.target, str)
+
+    def for_target(self, target: str) -> FaultParams:
+        """These settings with the single ``target`` (how sites of each target are found)."""
+        return self.model_copy(update={"target": target})
+
     @model_validator(mode="after")
     def _consistent(self) -> FaultParams:
-        width = 64 if self.target == "edge_index" else min(DTYPE_BITS[d] for d in self.dtypes)
+        width = min(64 if t == "edge_index" else min(DTYPE_BITS[d] for d in self.dtypes)
+                    for t in self.targets)
         if self.bits is not None:
             if not self.bits:
                 raise SpecError("faults.bits", "must not be empty (omit it for every bit)")
@@ -184,8 +230,13 @@ class FaultParams(StrictModel):
             )
         if self.sampling == "uniform" and self.trials is None:
             raise SpecError("faults.trials", "is required when sampling is 'uniform'")
-        if self.target in {"edge_index"} and self.dtypes != ["fp32"]:
+        if "edge_index" in self.targets and self.dtypes != ["fp32"]:
             raise SpecError("faults.dtypes", "edge_index holds integers; leave dtypes at [fp32]")
+        if self.activation_position != "same" and (
+                "activation" not in self.targets or self.ber is not None):
+            raise SpecError("faults.activation_position",
+                            "per_input applies to single activation faults (not bit-error-rate "
+                            f"mode); targets are {self.targets}", ["same"])
         if sorted(self.degree_bins) != self.degree_bins or len(set(self.degree_bins)) != len(
             self.degree_bins
         ):
@@ -195,27 +246,25 @@ class FaultParams(StrictModel):
             raise SpecError("faults.mitigations", "lists a mitigation twice")
         return self
 
-    def bit_width(self, dtype: str) -> int:
-        """Bits of one element in ``dtype`` (edge_index entries are int64)."""
-        if self.target == "edge_index":
-            return 64
-        return DTYPE_BITS[dtype]
-
-    def bits_for(self, dtype: str) -> list[int]:
-        """The bit positions faulted in ``dtype``."""
+    def bits_for(self, dtype: str, target: str | None = None) -> list[int]:
+        """The bit positions faulted in ``dtype`` (of ``target``; default the first)."""
         if self.bits is not None:
             return list(self.bits)
-        if self.target == "edge_index":
+        if (target or self.targets[0]) == "edge_index":
             # Flips above bit 31 make ids absurd (DUE) — still part of the fault space.
             return list(range(64))
         return list(range(DTYPE_BITS[dtype]))
 
     def summary(self) -> dict[str, Any]:
         """A short description for reports."""
-        return {
+        out = {
             "fault_model": self.fault_model,
-            "target": self.target,
+            "target": ", ".join(self.targets),
+            "targets": self.targets,
             "dtypes": list(self.dtypes),
             "sampling": self.sampling,
             "ber": self.ber,
         }
+        if "activation" in self.targets:
+            out["activation_position"] = self.activation_position
+        return out

@@ -27,7 +27,8 @@ import numpy as np
 
 from faultlab.errors import SpecError
 from faultlab.stats import two_sided_z, wilson_half_width
-from faultlab.workers.faults.estimates import fpc, stratum_interval, weighted_interval
+from faultlab.workers.faults.allocation import grouped_round, uniform_round
+from faultlab.workers.faults.estimates import fpc, stratum_interval
 from faultlab.workers.faults.models import FAULT_MODELS, DrawContext, ElementFormat, FaultModel
 from faultlab.workers.faults.params import FaultParams
 
@@ -80,6 +81,9 @@ class Component:
     cells: int
     faults: float = 0.0
     """Distinct faults of this site (``inf`` for continuous values and bit-error rates)."""
+    inputs: int = 0
+    """Per-input activation faults (``activation_position: per_input``): the evaluated inputs,
+    each given its own position; 0 = one position for every input."""
 
 
 @dataclass
@@ -98,6 +102,8 @@ class Stratum:
     frame: float = math.inf
     """Faults the planner enumerates without replacement (``population`` for an exhaustive
     model, else ``inf``: trials are independent draws and never exhaust the stratum)."""
+    target: str = ""
+    """The fault target of every site of the stratum (``faults.target``; one per stratum)."""
 
     @property
     def cells(self) -> int:
@@ -111,11 +117,21 @@ def _draw_context(params: FaultParams, site: dict[str, Any], bits: list[int]) ->
 
 def site_bits(params: FaultParams, site: dict[str, Any], dtype: str) -> list[int]:
     width = int(site["width"])
-    return [b for b in params.bits_for(dtype) if b < width]
+    return [b for b in params.bits_for(dtype, site.get("target")) if b < width]
+
+
+def per_input_count(params: FaultParams, workload: dict[str, Any], site: dict[str, Any]) -> int:
+    """Inputs that get their own position in a fault of ``site`` (0: one shared position):
+    image activation sites under ``activation_position: per_input``."""
+    if (params.activation_position == "per_input" and site.get("target") == "activation"
+            and workload.get("kind") == "image"):
+        return int(workload["inputs"])
+    return 0
 
 
 def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
-    """The strata of a campaign (workload always; then ``faults.stratify``), in a fixed order."""
+    """The strata of a campaign (workload always; the target of a multi-target campaign; then
+    ``faults.stratify``), in a fixed order."""
     model = FAULT_MODELS.get(params.fault_model).impl()
     by_bit = model.per_bit and "bit" in params.stratify and params.ber is None
     by_layer = "layer" in params.stratify
@@ -127,16 +143,21 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
             for site in wl["sites"][dtype]:
                 bits = site_bits(params, site, dtype)
                 groups: list[int | None] = list(bits) if by_bit else [None]
+                target = str(site.get("target", params.targets[0]))
+                # single-target keys are unchanged (their plans stay those of earlier versions)
+                prefix = f"{wl['name']}|{target}" if params.multi_target else wl["name"]
                 for bit in groups:
                     layer = site["name"] if by_layer else "*"
                     d = dtype if by_dtype else "*"
-                    key = f"{wl['name']}|{d}|{layer}|{'*' if bit is None else bit}"
-                    st = out.setdefault(key, Stratum(key, wl["name"], d, layer, bit))
+                    key = f"{prefix}|{d}|{layer}|{'*' if bit is None else bit}"
+                    st = out.setdefault(key, Stratum(key, wl["name"], d, layer, bit,
+                                                     target=target))
                     comp_bits = [bit] if bit is not None else bits
                     cells = site["numel"] * (
                         len(comp_bits) if model.per_bit and params.ber is None else 1
                     )
-                    st.components.append(Component({**site, "dtype": dtype}, comp_bits, cells))
+                    st.components.append(Component({**site, "dtype": dtype}, comp_bits, cells,
+                                                   inputs=per_input_count(params, wl, site)))
     for st in out.values():
         if params.ber is not None:
             st.population = math.inf
@@ -153,7 +174,9 @@ def strata(params: FaultParams, meta: dict[str, Any]) -> list[Stratum]:
                 c.faults = c.cells * model.choices(_draw_context(params, c.site, c.bits))
             st.population = float(sum(c.faults for c in st.components))
         st.weight = st.population if math.isfinite(st.population) else float(st.cells)
-        st.frame = st.population if model.exhaustive else math.inf
+        # per-input positions are fresh draws: such trials never enumerate the stratum
+        exhaustive = model.exhaustive and not any(c.inputs for c in st.components)
+        st.frame = st.population if exhaustive else math.inf
     return list(out.values())
 
 
@@ -171,6 +194,12 @@ def _cell(seed: int, cells: int, ordinal: int) -> int:
     if cells <= PERMUTATION_LIMIT:
         return int(_permutation(seed, cells)[ordinal % cells])
     return int(np.random.default_rng([seed, ordinal]).integers(cells))
+
+
+def _input_positions(rng: np.random.Generator, c: Component, first: int) -> list[int]:
+    """Per-input activation faults: input 0 at the stratum's cell ``first``, every other
+    input at its own uniform draw over the site's elements (recorded, so replay is exact)."""
+    return [first, *(int(i) for i in rng.integers(int(c.site["numel"]), size=c.inputs - 1))]
 
 
 def make_trial(
@@ -214,14 +243,16 @@ def make_trial(
             bit: int | None = c.bits[b]
         else:
             idx, bit = cell, None
-        fault = {"site": c.site["name"], "index": int(idx)}
+        fault: dict[str, Any] = {"site": c.site["name"], "index": int(idx)}
         fault.update(model.draw(rng, _draw_context(params, c.site, c.bits), bit))
+        if c.inputs:
+            fault["indices"] = _input_positions(rng, c, int(idx))
         faults.append(fault)
         dtype = c.site["dtype"]
     return {
         "workload": st.workload,
         "dtype": dtype,
-        "target": params.target,
+        "target": st.target or params.targets[0],
         "fault_model": params.fault_model,
         "stratum": st.key,
         "layer": st.layer,
@@ -253,7 +284,7 @@ def plan_round(
     if params.sampling == "uniform":
         if round_index > 0:
             return []
-        plan = _uniform(params, spec_seed, all_strata)
+        plan = uniform_round(params, _seed(spec_seed, "uniform"), all_strata)
     else:
         done: dict[str, list[bool]] = {}
         for trial, result in previous:
@@ -261,7 +292,7 @@ def plan_round(
         cap_each = params.trials or math.inf
         if params.sampling == "adaptive" and params.margin_scope != "stratum" and round_index > 0:
             if round_index < params.max_rounds:
-                plan = _grouped_round(params, all_strata, done, z, cap_each)
+                plan = grouped_round(params, all_strata, done, z, cap_each)
             all_strata = []
         for st in all_strata:
             limit = min(st.population, cap_each, 10**9)
@@ -299,74 +330,3 @@ def plan_round(
         for j in range(first, first + count):
             trials.append(make_trial(params, spec_seed, st, j, round_index, model))
     return trials
-
-
-def scope_key(st: Stratum, scope: str) -> str:
-    """The group whose CI ``margin`` bounds (``faults.margin_scope``)."""
-    if scope == "workload":
-        return st.workload
-    return f"{st.workload}|{st.dtype}|{st.layer}"
-
-
-def _grouped_round(
-    params: FaultParams, all_strata: list[Stratum], done: dict[str, list[bool]], z: float,
-    cap_each: float,
-) -> list[tuple[Stratum, int, int]]:
-    """One adaptive round when ``margin`` bounds a layer's (or workload's) stratified rate:
-    unfinished groups get their next trials by Neyman allocation (Neyman 1934), n_h ∝ W_h S_h
-    with S_h from the smoothed observed rate, growing each group at most twofold per round."""
-    groups: dict[str, list[Stratum]] = {}
-    for st in all_strata:
-        groups.setdefault(scope_key(st, params.margin_scope), []).append(st)
-    plan: list[tuple[Stratum, int, int]] = []
-    target_var = (params.margin / z) ** 2
-    for members in groups.values():
-        parts = []
-        for st in members:
-            hits = done.get(st.key, [])
-            parts.append((st.weight, st.frame, len(hits), sum(hits)))
-        if any(n == 0 for _, _, n, _ in parts):
-            continue  # cannot happen after the pilot round; be safe
-        p, lo, hi = weighted_interval(parts, z)
-        if (hi - lo) / 2.0 <= params.margin:
-            continue
-        total_w = sum(w for w, _, _, _ in parts)
-        spread = []
-        for w, _, n, k in parts:
-            ps = (k + 0.5) / (n + 1.0)
-            spread.append(w / total_w * math.sqrt(ps * (1.0 - ps)))
-        limits = [min(st.population, cap_each, 10**9) for st in members]
-        n_now = sum(n for _, _, n, _ in parts)
-        n_total = sum(spread) ** 2 / target_var
-        budget = min(max(n_total, n_now * 1.25), n_now * 2.0)
-        steps = []
-        for (_, _, n, _), s_h, limit in zip(parts, spread, limits, strict=True):
-            want = budget * s_h / sum(spread)
-            steps.append(int(max(0, min(math.ceil(want) - n, limit - n))))
-        if sum(steps) == 0:
-            # allocation says "enough" but the CI disagrees: feed the noisiest open stratum
-            open_ = [i for i, part in enumerate(parts) if part[2] < limits[i]]
-            if not open_:
-                continue
-            i = max(open_, key=lambda j: spread[j] ** 2 / parts[j][2])
-            steps[i] = int(min(max(4, parts[i][2] // 2), limits[i] - parts[i][2]))
-        for st, (_, _, n, _), step in zip(members, parts, steps, strict=True):
-            if step > 0:
-                plan.append((st, n, step))
-    return plan
-
-
-def _uniform(
-    params: FaultParams, spec_seed: int, all_strata: list[Stratum]
-) -> list[tuple[Stratum, int, int]]:
-    """PyTorchFI-style plan: ``trials`` faults uniform over the whole fault space, booked
-    to the strata they fall in (ordinals continue each stratum's permutation)."""
-    sizes = np.array([st.cells for st in all_strata], dtype=np.float64)
-    rng = np.random.default_rng(_seed(spec_seed, "uniform"))
-    counts = rng.multinomial(int(params.trials or 0), sizes / sizes.sum())
-    out = []
-    for st, c in zip(all_strata, counts, strict=True):
-        c = int(min(c, st.cells)) if params.ber is None else int(c)
-        if c:
-            out.append((st, 0, c))
-    return out

@@ -9,7 +9,9 @@
   paired interval (Agresti–Min) the report carries;
 * ``per_model`` — critical-SDC rate per workload (model × dataset), with and without each
   mitigation, on a log scale (resilience differs by orders of magnitude across GNNs);
-* ``by_degree`` — GNN node-level SDC rates by in-degree bucket.
+* ``by_degree`` — GNN node-level SDC rates by in-degree bucket;
+* ``per_target`` — a multi-target campaign's SDC, critical-SDC, DUE and top-k-changed rates per
+  target (weight, activation, message, …) with their intervals.
 """
 
 from __future__ import annotations
@@ -190,11 +192,36 @@ def by_degree(report: Report) -> Figure | None:
     return fig
 
 
+def per_target(report: Report) -> Figure | None:
+    """Rates per target of a multi-target campaign (unmitigated arm), one group per target."""
+    table = report.tables.get("per_target")
+    if table is None or table.empty:
+        return None
+    base = table[table["mitigation"] == "none"]
+    labels = [f"{r.workload}:{r.target}" if base["workload"].nunique() > 1 else str(r.target)
+              for r in base.itertuples()]
+    stems = RATE_BARS + (("topk_changed", "top-k changed"),)
+    fig = Figure(figsize=(max(5.0, 1.2 * len(labels)), 3.6))
+    ax = fig.subplots()
+    width = 0.8 / len(stems)
+    for i, (stem, name) in enumerate(stems):
+        if f"{stem}_rate" in base.columns:
+            _bars(ax, labels, base[f"{stem}_rate"], base[f"{stem}_ci_low"],
+                  base[f"{stem}_ci_high"], -0.4 + width * (i + 0.5), width, name)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("rate (95 % CI)")
+    ax.set_title("Rates per fault target")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot(report: Report) -> dict[str, Figure]:
     """Every figure the report supports, by file stem."""
     figures = heatmaps(report)
     for name, make in [("per_layer", per_layer), ("per_model", per_model),
-                       ("mitigation", mitigation), ("by_degree", by_degree)]:
+                       ("mitigation", mitigation), ("by_degree", by_degree),
+                       ("per_target", per_target)]:
         fig = make(report)
         if fig is not None:
             figures[name] = fig

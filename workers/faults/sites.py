@@ -16,7 +16,9 @@ edge_index         ``edge_index``                   the graph's stored node ids 
 =================  ===============================  ===========================================
 
 An element is addressed by a flat index into the tensor; for image models the activation
-index is per sample and the fault hits every sample of the batch at that position.
+index is per sample and the fault hits every sample of the batch at that position, or, with
+``faults.activation_position: per_input``, each input at its own recorded position
+(``indices``, one per evaluated input).
 A container (a ``Sequential``, a block) whose output is its last child's very tensor has no
 site of its own: the child's site is that value already (no double counting).
 """
@@ -105,11 +107,31 @@ def _info(name: str, module: str, target: str, tensor: str, call: int | None,
     )
 
 
+#: Attention parameters of PyG attention layers, weight sites of their module:
+#: ``att_src`` / ``att_dst`` / ``att_edge`` of ``GATConv`` (Veličković et al., ICLR 2018,
+#: the vector ``a`` of ``e_ij = LeakyReLU(aᵀ [W h_i ‖ W h_j])``) and ``att`` of ``GATv2Conv``.
+ATTENTION_PARAMETERS = ("att_src", "att_dst", "att_edge", "att")
+
+
+def weight_tensors(module: nn.Module) -> list[str]:
+    """Names of the float ``weight``-target tensors a module owns directly: its ``weight``
+    (convolution, linear, batch-/layer-norm scale) and, for a PyG attention layer, its
+    attention vectors."""
+    own = dict(module.named_parameters(recurse=False))
+    names = ["weight"] if "weight" in own else []
+    if is_message_passing(module):
+        names += [n for n in ATTENTION_PARAMETERS if n in own]
+    return [n for n in names if own[n].is_floating_point()]
+
+
 def parameter_sites(model: nn.Module, target: str, int8: bool) -> list[SiteInfo]:
-    """``weight`` / ``bias`` sites: modules owning that parameter directly.
+    """``weight`` / ``bias`` sites: modules owning that parameter directly (``weight`` also
+    covers the attention vectors of PyG attention layers, see :data:`ATTENTION_PARAMETERS`,
+    named ``conv1.att_src``).
 
     Default eligibility for ``weight``: tensors of rank ≥ 2 (convolution, linear, GNN
-    projections) — batch-norm scales are addressable by name but not in the default set.
+    projections, GAT attention vectors ``[1, heads, channels]``) — batch-norm and layer-norm
+    scales are addressable by name but not in the default set.
     With ``int8`` only the stored integers of quantized modules (or int8 tensors) count.
     """
     sites: list[SiteInfo] = []
@@ -128,10 +150,14 @@ def parameter_sites(model: nn.Module, target: str, int8: bool) -> list[SiteInfo]
                         module.named_parameters(recurse=False)):
                 sites.append(_info(f"{mname}.{target}", mname, target, target, None, tensor, False))
             continue
-        param = dict(module.named_parameters(recurse=False)).get(target)
-        if param is None or not param.is_floating_point():
-            continue
-        sites.append(_info(f"{mname}.{target}", mname, target, target, None, param.data, False))
+        own = dict(module.named_parameters(recurse=False))
+        tensors = weight_tensors(module) if target == "weight" else [target]
+        for tensor in tensors:
+            param = own.get(tensor)
+            if param is None or not param.is_floating_point():
+                continue
+            sites.append(_info(f"{mname}.{tensor}", mname, target, tensor, None, param.data,
+                               False))
     return sites
 
 
@@ -144,11 +170,15 @@ def eligible_by_default(site: SiteInfo) -> bool:
 
 def parameter_names(model: nn.Module, target: str) -> list[str]:
     """Every module owning a float ``target`` parameter (valid names for ``faults.layers``)."""
-    return [
-        m for m, mod in model.named_modules()
-        if target in dict(mod.named_parameters(recurse=False)) or (
-            target == "weight" and quantized_weight(mod) is not None)
-    ]
+    names = []
+    for m, mod in model.named_modules():
+        if target == "weight":
+            tensors = weight_tensors(mod)
+            names += [m] * bool(tensors or quantized_weight(mod) is not None)
+            names += [f"{m}.{t}" for t in tensors if t != "weight"]
+        elif target in dict(mod.named_parameters(recurse=False)):
+            names.append(m)
+    return names
 
 
 class _Recorder:

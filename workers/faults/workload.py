@@ -10,7 +10,10 @@ the golden (fault-free) outputs per format and mitigation, and classifies a faul
 
 Beyond top-1, every trial records ``topk_changed_inputs`` (inputs whose set of top-5 classes
 changed) and ``max_logit_deviation`` (the largest absolute output difference from golden;
-None when the output is not finite), so an SDC tolerance can be chosen after the fact.
+None when the output is not finite), and ``critical_logit_deviation`` (the largest one on an
+input whose correct top-1 changed; 0 when none), so an SDC tolerance can be chosen after the
+fact: at tolerance t a trial is an SDC iff ``max_logit_deviation > t`` and a critical SDC iff
+``critical_logit_deviation > t``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class Workload:
     """(dtype, layer) -> whether the folded batched pass is bit-exact there."""
     batch_faster: dict[tuple[str, str], bool] = field(default_factory=dict)
     """(dtype, layer) -> whether batched trials ran faster than sequential ones here."""
+    batch_footprint: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(dtype, site) -> bytes one variant of a batched graph forward needs (bounds K)."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -82,13 +87,15 @@ class Workload:
     def forward(self, dtype: str, injector: Injector | None) -> torch.Tensor:
         model = self.models[dtype]
         outs = []
+        offset = 0  # the chunk's first input (per-input activation faults)
         with torch.no_grad():
             for args in self.inputs[dtype]:
                 if injector is not None:
-                    injector.reset_calls()
+                    injector.reset_calls(offset)
                     if self.kind == "graph":
                         args = (args[0], injector.faulted_edge_index(args[1]), *args[2:])
                 outs.append(model(*args))
+                offset += int(outs[-1].shape[0])
         return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
 
     def mitigation_stack(self, dtype: str, variant: str) -> ExitStack:
@@ -192,6 +199,7 @@ class Workload:
             return {"outcome": "due", "due_reason": type(exc).__name__, "inputs": n,
                     "accuracy": 0.0, "sdc_inputs": n, "critical_inputs": 0,
                     "topk_changed_inputs": n, "max_logit_deviation": None,
+                    "critical_logit_deviation": None,
                     "forward_seconds": time.perf_counter() - start}
         elapsed = time.perf_counter() - start
         rows = out if self.eval_ids is None else out[self.eval_ids]
@@ -209,12 +217,15 @@ class Workload:
         top = rows.topk(k, dim=1).indices.sort(dim=1).values
         gold_top = gold_rows.topk(k, dim=1).indices.sort(dim=1).values
         deviation = (rows - gold_rows).abs().max() if rows.numel() else torch.tensor(0.0)
+        flipped = (pred != golden.pred) & golden.correct  # for critical SDC at any tolerance
+        critical_dev = (rows - gold_rows)[flipped].abs().max() if bool(flipped.any()) else 0.0
         result: dict[str, Any] = {
             "inputs": n,
             "sdc_inputs": int(differs.sum()),
             "critical_inputs": int(critical.sum()),
             "topk_changed_inputs": int(((top != gold_top).any(dim=1) & differs).sum()),
             "max_logit_deviation": float(deviation) if bool(finite.all()) else None,
+            "critical_logit_deviation": float(critical_dev) if bool(finite.all()) else None,
             "accuracy": float((pred == self.labels).float().mean()),
             "forward_seconds": elapsed,
         }

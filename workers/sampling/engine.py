@@ -11,6 +11,7 @@ sampler; improve: one (arm, repetition) DAIC cycle each — every trial carrying
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from faultlab.hashing import digest
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec, ModelSpec
 from faultlab.stats import rate_with_ci
-from faultlab.workers.engine import Engine, Prepared, TrialRecord
+from faultlab.workers.engine import Engine, Prepared, TrialRecord, device_boundary
 from faultlab.workers.sampling import evaluation
 from faultlab.workers.sampling.improve import batched_logits, run_cycle
 from faultlab.workers.sampling.operational import (
@@ -87,7 +88,7 @@ class SamplingEngine(Engine[SamplingParams]):
     """Operational-accuracy sampling (DAIC): assess, replay and improve."""
 
     kind = "sampling"
-    version = "2"
+    version = "3"
     params_type = SamplingParams
 
     def validate(self, spec: CampaignSpec) -> None:
@@ -176,6 +177,14 @@ class SamplingEngine(Engine[SamplingParams]):
             "oracle_scoring_seconds": scoring_seconds,
         }
         return Prepared(context=context, meta=meta)
+
+    def to_device(self, context: Any, device: torch.device) -> Any:
+        """The model's forward and backward passes on ``device`` (once per worker): improve
+        cycles re-score and fine-tune there, behind a CPU boundary (inputs move in, outputs
+        come back), so the pool statistics around the model stay numpy. Replay and assess
+        trials only resample the cached scores: no tensor work to move."""
+        ctx: SamplingContext = context
+        return dataclasses.replace(ctx, model=device_boundary(ctx.model, device))
 
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
              previous: list[TrialRecord]) -> list[dict[str, Any]]:

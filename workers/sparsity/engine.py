@@ -37,6 +37,7 @@ from faultlab.workers.sparsity.metrics import (
 )
 from faultlab.workers.sparsity.params import STRUCTURED, SparsityParams
 from faultlab.workers.sparsity.planning import allocation_cells, sensitivity_trials, sweep_cells
+from faultlab.workers.sparsity.selection import SelectionSplit, selection_split
 from faultlab.workers.sparsity.validation import validate_structure
 from faultlab.workers.transforms import run_transform
 from faultlab.workers.transforms._common import calibration_batch, weight_layers
@@ -65,6 +66,10 @@ class SparsityContext:
     on a busy 2-core machine)."""
     faults: Any = None
     """The fault engine's context for composed fault trials (None without composition)."""
+    device: str = "cpu"
+    """Where the shards run (:meth:`SparsityEngine.to_device`): cells, scans and latency."""
+    selection: SelectionSplit | None = None
+    """The validation split the sensitivity scan scores (None without a scan)."""
 
 
 def _latency_inputs(data: Dataset, batch: int) -> tuple[tuple[Any, ...], int]:
@@ -76,18 +81,34 @@ def _latency_inputs(data: Dataset, batch: int) -> tuple[tuple[Any, ...], int]:
     return (x[:batch],), batch
 
 
-def _correct_mask(model: nn.Module, ctx: SparsityContext) -> torch.Tensor:
-    """Which evaluation inputs the model classifies correctly (for the paired tests)."""
+def _correct_mask(model: nn.Module, ctx: SparsityContext,
+                  split: SelectionSplit | None = None) -> torch.Tensor:
+    """Which evaluation inputs (or, with ``split``, which of its inputs) the model classifies
+    correctly (for the paired tests)."""
+    inputs, ids, labels = ((ctx.eval_inputs, ctx.eval_ids, ctx.labels) if split is None
+                           else (split.inputs, split.ids, split.labels))
     with torch.no_grad():
-        outs = [model(*args) for args in ctx.eval_inputs]
-    out = torch.cat(outs) if ctx.eval_ids is None else outs[0][ctx.eval_ids]
+        outs = [model(*args) for args in inputs]
+    out = torch.cat(outs) if ids is None else outs[0][ids]
     if out.is_quantized:
         out = out.dequantize()
-    return out.argmax(1) == ctx.labels
+    return out.argmax(1) == labels
 
 
-def _correct(model: nn.Module, ctx: SparsityContext) -> int:
-    return int(_correct_mask(model, ctx).sum())
+def _selected(model: nn.Module, ctx: SparsityContext) -> tuple[int, int]:
+    """Correct and total on the validation split (the sensitivity scan's inputs)."""
+    if ctx.selection is None:
+        raise RuntimeError("no validation split: prepare builds it whenever a scan is planned")
+    return int(_correct_mask(model, ctx, ctx.selection).sum()), int(ctx.selection.labels.numel())
+
+
+def _selection_meta(model: nn.Module, ctx: SparsityContext) -> dict[str, Any]:
+    """The validation split's provenance and the dense model's accuracy on it (the origin of
+    every sensitivity drop)."""
+    correct, total = _selected(model, ctx)
+    split = ctx.selection.provenance if ctx.selection is not None else {}
+    return {**split, "split": "validation", "dense_correct": correct,
+            "dense_accuracy": correct / max(total, 1)}
 
 
 def _targets(params: SparsityParams, meta: dict[str, Any]) -> list[str]:
@@ -103,7 +124,7 @@ class SparsityEngine(Engine[SparsityParams]):
     """Sparsity / compression campaigns (see the module docstring)."""
 
     kind = "sparsity"
-    version = "1"
+    version = "2"
     params_type = SparsityParams
 
     # -- validate -------------------------------------------------------------------------
@@ -164,11 +185,20 @@ class SparsityEngine(Engine[SparsityParams]):
                 "node_ids_digest": None if calib_nodes is None else digest(calib_nodes.tolist()),
             },
         }
+        if scan is not None:
+            ctx.selection = selection_split(data, scan.validation_fraction, spec.seed, EVAL_CHUNK)
+            meta["selection"] = _selection_meta(model, ctx)
         if params.compose is not None:
             prepared = compose.prepare_faults(spec, params)
             ctx.faults = prepared.context
             meta["faults"] = prepared.meta
         return Prepared(ctx, meta)
+
+    def to_device(self, context: Any, device: torch.device) -> Any:
+        """The context on ``device`` once per worker (:func:`.device.context_on`)."""
+        from faultlab.workers.sparsity.device import context_on
+
+        return context_on(context, device)
 
     # -- plan -----------------------------------------------------------------------------
     def plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
@@ -239,6 +269,8 @@ class SparsityEngine(Engine[SparsityParams]):
         for transform in step:
             params = {**transform["params"], **override}
             model = run_transform(transform["name"], model, ctx.data, params, seed=seed)
+            if ctx.device != "cpu":
+                model = model.to(ctx.device)  # layers a transform built (low rank) follow
         return model.eval()
 
     def _run_cell(self, ctx: SparsityContext, trial: dict[str, Any]) -> dict[str, Any]:
@@ -294,11 +326,10 @@ class SparsityEngine(Engine[SparsityParams]):
         transform = trial["transform"]
         target = trial["target"]
         structured = trial["method"] in STRUCTURED
-        total = int(ctx.labels.numel())
         if structured:
             model = copy.deepcopy(ctx.model)
             model = self._apply(ctx, model, [transform], int(trial["seed"]))
-            correct = _correct(model, ctx)
+            correct, total = _selected(model, ctx)
             stats = model_stats(model)
             return {"correct": correct, "total": total, "accuracy": correct / max(total, 1),
                     "weights": stats.weights, "weights_nonzero": stats.weights_nonzero}
@@ -308,7 +339,7 @@ class SparsityEngine(Engine[SparsityParams]):
         backup = layer.weight.detach().clone()
         try:
             self._apply(ctx, ctx.model, [transform], int(trial["seed"]))
-            correct = _correct(ctx.model, ctx)
+            correct, total = _selected(ctx.model, ctx)
             nonzero = int(torch.count_nonzero(layer.weight))
         finally:
             with torch.no_grad():
@@ -321,7 +352,8 @@ class SparsityEngine(Engine[SparsityParams]):
         self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]
     ) -> Report:
         params = self.params(spec)
-        provenance = self.provenance(spec, meta, calibration=meta["calibration"])
+        provenance = self.provenance(spec, meta, calibration=meta["calibration"],
+                                     selection=meta.get("selection"))
         tables: dict[str, pd.DataFrame] = {}
         cells = [(r.trial, r.result) for r in records if r.trial.get("type") == "cell"]
         runs = reporting.cell_runs(cells, meta)

@@ -212,6 +212,10 @@ class SensitivitySpec(StrictModel):
     allocation_levels: list[float] = Field(default_factory=lambda: [0.5, 0.8], max_length=32)
     """Overall targets at which a sensitivity-derived per-layer allocation is compared with
     uniform and global allocations ([] = no comparison)."""
+    validation_fraction: float = Field(default=0.2, gt=0.0, le=0.5)
+    """Share of the training split (label-stratified, seeded) on which the scan measures
+    every drop, so the allocation is selected off the test split it is evaluated on; a graph
+    with its own ``val_mask`` uses that instead (``workers/sparsity/selection.py``)."""
 
     @field_validator("levels", "allocation_levels")
     @classmethod

@@ -225,7 +225,7 @@ def sensitivity_trials(
             transform = pruning_transform(scan.method, "layer", level, layers=[target], **extra)
             trials.append({
                 "type": "sensitivity", "method": scan.method, "target": target, "level": level,
-                "seed": spec_seed, "transform": transform,
+                "seed": spec_seed, "transform": transform, "split": "validation",
             })
     return trials
 
@@ -289,11 +289,15 @@ def allocation_cells(
     params: SparsityParams, spec_seed: int, meta: dict[str, Any],
     sensitivity: list[tuple[dict[str, Any], dict[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """Round 1: sensitivity-derived vs uniform vs global allocation at each target level."""
+    """Round 1: sensitivity-derived vs uniform vs global allocation at each target level.
+
+    The allocation is selected from drops measured on the validation split
+    (``meta["selection"]``, see :mod:`.selection`), never on the test split the cells are then
+    evaluated on."""
     scan = params.sensitivity
     if scan is None or not scan.allocation_levels or not sensitivity:
         return []
-    dense = float(meta["dense"]["accuracy"])
+    dense = float(meta["selection"]["dense_accuracy"])
     by_target: dict[str, dict[float, list[float]]] = {}
     for trial, result in sensitivity:
         if result.get("accuracy") is None:

@@ -211,7 +211,9 @@ def curve_table(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
 def sensitivity_table(
     scans: list[tuple[dict[str, Any], dict[str, Any]]], meta: dict[str, Any]
 ) -> pd.DataFrame:
-    dense = float(meta["dense"]["accuracy"])
+    # Drops are measured on the validation split the scan scored (``meta["selection"]``).
+    dense = float(meta.get("selection", meta["dense"]).get("dense_accuracy",
+                                                           meta["dense"]["accuracy"]))
     layer_sizes = {e["name"]: e["size"] for e in meta["layers"]}
     group_sizes = {e["name"]: e["size"] for e in meta["groups"]}
     rows = []

@@ -43,9 +43,13 @@ def linear_rate(losses: list[float]) -> dict[str, float]:
 
 
 def censored_steps(row: pd.Series) -> float:
-    """Steps to the loss target; a cell that never reached it counts its budget + 1."""
+    """Steps to the loss target; a cell that never reached it (or diverged on the way)
+    counts its budget + 1 (``epochs + 1``; ``steps + 1`` when the budget is not given)."""
     value = row["steps_to_target"]
-    return float(row["steps"]) + 1.0 if value is None or pd.isna(value) else float(value)
+    if value is not None and not pd.isna(value):
+        return float(value)
+    budget = row.get("epochs")
+    return float(row["steps"] if budget is None or pd.isna(budget) else budget) + 1.0
 
 
 def summarise(values: list[float], prefix: str) -> dict[str, float]:
@@ -123,9 +127,9 @@ def _counterparts(variants: pd.DataFrame, change: dict[str, Any], match: dict[st
 
 
 def _compare(cells: pd.DataFrame, name: str, pairs: list[tuple[str, str]], metric: str,
-             how: str, out: Comparisons) -> None:
-    """Adds one row per (dataset, recipe, pair) to ``out.rows`` and the figure pooled over
-    every matched seed pair to ``out.pooled[name]``."""
+             how: str, out: Comparisons, rows: bool = True) -> None:
+    """Adds one row per (dataset, recipe, pair) to ``out.rows`` (unless not ``rows``) and the
+    figure pooled over every matched seed pair to ``out.pooled[name]``."""
     value: Callable[[pd.Series], float] = (
         censored_steps if metric == "steps_to_target" else (lambda r: float(r[metric])))
     stat_of = paired_ratio if how == "ratio" else paired_difference
@@ -135,9 +139,10 @@ def _compare(cells: pd.DataFrame, name: str, pairs: list[tuple[str, str]], metri
             matched = _pairs(group, a, b, value)
             if matched:
                 everything += matched
-                out.rows.append({"comparison": name, "dataset": dataset, "recipe": recipe,
-                                 "a": a, "b": b, "metric": metric, "statistic": how,
-                                 **stat_of(matched)})
+                if rows:
+                        out.rows.append({"comparison": name, "dataset": dataset,
+                                     "recipe": recipe, "a": a, "b": b, "metric": metric,
+                                     "statistic": how, **stat_of(matched)})
     if everything:
         out.pooled[name] = stat_of(everything)
 
@@ -157,14 +162,22 @@ def comparisons(cells: pd.DataFrame) -> Comparisons:
     out = Comparisons()
     variants = cells.drop_duplicates("variant")
     gnn = variants[variants["family"] != "sgc"]
+    depths = sorted(int(d) for d in gnn["depth"].unique())
     for skip in ("residual", "initial_residual", "jk"):
         pairs = _counterparts(gnn, {"skip": skip}, {"skip": "none"})
         _compare(cells, f"skip:{skip}", pairs, "steps_to_target", "ratio", out)
-    depths = sorted(int(d) for d in gnn["depth"].unique())
+        for depth in depths if len(depths) > 1 and pairs else []:  # the speed-up by depth
+            at = _counterparts(gnn, {"skip": skip}, {"skip": "none", "depth": depth})
+            _compare(cells, f"skip:{skip}@d{depth}", at, "steps_to_target", "ratio", out,
+                     rows=False)
     if len(depths) > 1:
+        name = f"depth:{depths[0]}->{depths[-1]}"
         pairs = _counterparts(gnn, {"depth": depths[-1]}, {"depth": depths[0]})
-        _compare(cells, f"depth:{depths[0]}->{depths[-1]}", pairs, "steps_to_target",
-                 "ratio", out)
+        _compare(cells, name, pairs, "steps_to_target", "ratio", out)
+        for skip in sorted(gnn["skip"].unique()) if gnn["skip"].nunique() > 1 else []:
+            pairs = _counterparts(gnn, {"depth": depths[-1]}, {"depth": depths[0], "skip": skip})
+            _compare(cells, f"{name}@{skip}", pairs, "steps_to_target", "ratio", out,
+                     rows=False)
     pairs = _counterparts(gnn, {"linear": False}, {"linear": True})
     _compare(cells, "linear->nonlinear", pairs, "steps_to_target", "ratio", out)
     gcn2 = gnn[(gnn["family"] == "gcn") & (gnn["depth"] == 2) & (gnn["skip"] == "none")

@@ -30,6 +30,7 @@ from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.training import analysis
 from faultlab.workers.training.loop import CURVE_KEYS, train_cell
 from faultlab.workers.training.params import TrainingDataset, TrainingParams
+from faultlab.workers.training.workloads import sweep_workload, workload_of_trial
 from faultlab.workers.zoo import GraphData, dataset_entries, load_dataset
 
 #: Stands in for a model digest in trial keys: every cell trains its model from scratch,
@@ -67,6 +68,11 @@ class TrainingEngine(Engine[TrainingParams]):
 
     def validate(self, spec: CampaignSpec) -> None:
         params = self.params(spec)
+        sweep = sweep_workload(params)  # a workload with its own sweep (image, ...)
+        if sweep is not None:
+            _check_cells(spec, sweep.cells(params))
+            sweep.validate(spec, params)
+            return
         graphs = sorted(n for n, e in dataset_entries().items() if e.task == "graph")
         for i, entry in enumerate(params.datasets):
             if entry.name not in graphs:
@@ -84,6 +90,8 @@ class TrainingEngine(Engine[TrainingParams]):
 
     def prepare(self, spec: CampaignSpec) -> Prepared:
         params = self.params(spec)
+        if (sweep := sweep_workload(params)) is not None:
+            return sweep.prepare(spec, params)
         graphs = {d.resolved_label(): _load_graph(d, i) for i, d in enumerate(params.datasets)}
         datasets = {
             label: {"digest": g.digest, "nodes": int(g.data.num_nodes),
@@ -103,6 +111,8 @@ class TrainingEngine(Engine[TrainingParams]):
         if round_index > 0:
             return []
         params = self.params(spec)
+        if (sweep := sweep_workload(params)) is not None:
+            return sweep.plan(spec, params, meta)
         targets = params.targets.model_dump(mode="json")
         trials = []
         for entry in params.datasets:
@@ -132,6 +142,8 @@ class TrainingEngine(Engine[TrainingParams]):
             progress.emit(index, {"curve": point})
 
         try:
+            if "workload" in trial:  # graph trials predate workloads and carry none
+                return workload_of_trial(trial).train(ctx, trial, on_point)
             return train_cell(ctx.graphs[trial["dataset"]], trial["variant"], trial["recipe"],
                               trial["targets"], int(trial["seed"]), int(trial["curve_points"]),
                               on_point)
@@ -141,6 +153,8 @@ class TrainingEngine(Engine[TrainingParams]):
 
     def aggregate(self, spec: CampaignSpec, meta: dict[str, Any],
                   records: list[TrialRecord]) -> Report:
+        if (sweep := sweep_workload(self.params(spec))) is not None:
+            return sweep.aggregate(self, spec, meta, records)
         tables: dict[str, pd.DataFrame] = {"cells": _cells_table(records)}
         trained = [r for r in records if r.result.get("status") != "error"]
         summary: dict[str, Any] = {"cells": len(records), "errors": len(records) - len(trained)}
@@ -159,6 +173,12 @@ class TrainingEngine(Engine[TrainingParams]):
         return Report(kind=self.kind, summary=summary, tables=tables, primary="summary"
                       if "summary" in tables else "cells",
                       provenance=self.provenance(spec, meta, datasets=meta["datasets"]))
+
+
+def _check_cells(spec: CampaignSpec, cells: int) -> None:
+    if cells > spec.execution.max_trials:
+        raise SpecError("execution.max_trials", f"the sweep has {cells} cells, above the "
+                        f"limit {spec.execution.max_trials}")
 
 
 CELL_COLUMNS = ("status", "steps", "labelled", "parameters", "initial_loss", "final_loss",

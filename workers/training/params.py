@@ -18,10 +18,12 @@ See docs/training.md.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from faultlab.spec import StrictModel
 
@@ -208,9 +210,85 @@ class Targets(StrictModel):
     """Which accuracy ``accuracy`` applies to."""
 
 
+GRAPH_FIELDS = ("variants", "recipes", "datasets", "targets")
+"""The top-level fields that belong to the ``graph`` workload."""
+WORKLOAD_SECTIONS = ("image", "hyperspectral")
+"""The other workloads' sections (``training.<workload>``)."""
+
+
+def _spec_field(field: str, problem: str, allowed: list[str] | str | None = None
+                ) -> PydanticCustomError:
+    ctx: dict[str, Any] = {"field": field, "problem": problem}
+    if allowed is not None:
+        ctx["expected"] = allowed
+    return PydanticCustomError("spec_field", "{problem}", ctx)
+
+
+def _section_error(name: str, exc: ValidationError, model: type[BaseModel]
+                   ) -> PydanticCustomError:
+    """The first error of a workload section as a spec error on ``<name>.<path>``."""
+    from faultlab.spec import _first_error  # the parser's own reading of an error
+
+    err = _first_error(exc, name, model)
+    return _spec_field(err.field, err.problem, err.allowed)
+
+
+@functools.cache
+def _graph_defaults() -> dict[str, Any]:
+    return TrainingParams.model_validate({}).model_dump(mode="json")
+
+
+def _json(value: Any) -> Any:
+    """``value`` as the JSON a dump holds (a list of models too)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def _workload_section(data: Any) -> Any:
+    """Checks ``workload`` and validates its section ``training.<workload>`` with the
+    workload's own model (errors name ``training.<workload>.<field>``); the section is kept
+    as its normalised JSON (defaults filled in), so stored specs replay identically."""
+    if not isinstance(data, dict):
+        return data
+    from faultlab.workers.training.workloads.base import WORKLOADS
+
+    name = data.get("workload", "graph")
+    names = WORKLOADS.names()
+    if not isinstance(name, str) or name not in names:
+        raise _spec_field("workload", f"unknown training workload {str(name)[:40]!r}", names)
+    for other in WORKLOAD_SECTIONS:
+        if other != name and data.get(other) is not None:
+            raise _spec_field(other, f"is the {other} workload's section; set workload: "
+                              f"{other} to use it (workload is {name!r})")
+    if name == "graph":
+        return data
+    defaults = _graph_defaults()
+    for field in GRAPH_FIELDS:  # a stored spec holds their defaults: those are fine
+        if field in data and _json(data[field]) != defaults[field]:
+            raise _spec_field(field, f"belongs to the graph workload; the {name} workload "
+                              f"takes its settings under training.{name}")
+    model = WORKLOADS.get(name).params
+    try:
+        section = model.model_validate(data.get(name) or {})
+    except ValidationError as exc:
+        raise _section_error(name, exc, model) from None
+    return {**data, name: section.model_dump(mode="json")}
+
+
 class TrainingParams(StrictModel):
     """The ``training:`` section of a training campaign."""
 
+    workload: str = "graph"
+    """What is trained: ``graph`` (GNN variants on node classification, the fields below),
+    ``image`` (zoo CNNs with training recipes: MoEx, mixup, cutmix, frequency-domain input;
+    section ``training.image``) or ``hyperspectral`` (section ``training.hyperspectral``)."""
+    image: dict[str, Any] | None = None
+    """The ``image`` workload's settings (see docs/recipes.md)."""
+    hyperspectral: dict[str, Any] | None = None
+    """The ``hyperspectral`` workload's settings (see docs/recipes.md)."""
     variants: list[VariantGrid] = Field(
         default_factory=lambda: [VariantGrid.model_validate({})], min_length=1, max_length=64)
     """Grids of model variants (their union is swept)."""
@@ -228,6 +306,11 @@ class TrainingParams(StrictModel):
     """Thresholds of steps-to-target-loss and time-to-target-accuracy."""
     curve_points: int = Field(200, ge=2, le=10_000)
     """Points kept per learning curve (evenly strided over the steps run)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workload(cls, data: Any) -> Any:
+        return _workload_section(data)
 
     @field_validator("recipes")
     @classmethod
@@ -254,5 +337,5 @@ class TrainingParams(StrictModel):
         return list(out.values())
 
 
-__all__ = ["LabelSpec", "Recipe", "Targets", "TrainingDataset", "TrainingParams",
-           "VariantGrid", "variant_name"]
+__all__ = ["GRAPH_FIELDS", "WORKLOAD_SECTIONS", "LabelSpec", "Recipe", "Targets",
+           "TrainingDataset", "TrainingParams", "VariantGrid", "variant_name"]

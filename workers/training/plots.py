@@ -59,7 +59,12 @@ def steps_to_target(summary: pd.DataFrame) -> Any:
 
 
 def plot(report: Report) -> dict[str, Any]:
-    """``{"loss_curves", "accuracy_curves", "steps_to_target"}`` (those the report supports)."""
+    """``{"loss_curves", "accuracy_curves", "steps_to_target"}`` (those the report supports);
+    another workload's report (``summary["workload"]``) gets that workload's figures."""
+    if report.summary.get("workload", "graph") != "graph":
+        from faultlab.workers.training.workloads import workload
+
+        return workload(str(report.summary["workload"])).plots(report)
     figures: dict[str, Any] = {}
     table = report.tables.get("curves")
     if table is not None and not table.empty:

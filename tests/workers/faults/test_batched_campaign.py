@@ -1,5 +1,6 @@
-"""Batched fault execution in campaigns (``execution.batch_faults``) on the CPU: K weight or
-bias faults per forward give, trial by trial, the results of the sequential path."""
+"""Batched fault execution in campaigns (``execution.batch_faults``) on the CPU: K weight, bias
+or activation faults per forward (image models: folded suffix; PyG models: a disjoint-union
+graph) give, trial by trial, the results of the sequential path."""
 
 from __future__ import annotations
 
@@ -31,14 +32,22 @@ def _outcomes(ctx: FaultContext, trials: list[dict[str, Any]]) -> list[dict[str,
     return ENGINE.run_shard(ctx, trials)
 
 
-@pytest.mark.parametrize("target,model,layers", [
-    ("weight", "digits_cnn", None),
-    ("bias", "digits_cnn", None),
-    ("weight", "resnet_small", None),
+@pytest.mark.parametrize("target,model,layers,dataset", [
+    ("weight", "digits_cnn", None, "digits"),
+    ("bias", "digits_cnn", None, "digits"),
+    ("weight", "resnet_small", None, "digits"),
+    ("activation", "digits_cnn", None, "digits"),
+    ("activation", "resnet_small", ["layers.2.relu2", "fc"], "digits"),
+    ("weight", "gcn", None, "karate"),
+    ("activation", "gcn", None, "karate"),
+    ("aggregation", "gcn", None, "karate"),
+    ("weight", "sage", None, "karate"),
 ])
 def test_batched_equals_sequential_trial_by_trial(target: str, model: str,
-                                                  layers: list[str] | None) -> None:
-    spec = _spec(target, 16, model=model, layers=layers)
+                                                  layers: list[str] | None,
+                                                  dataset: str) -> None:
+    trials = 24 if target == "activation" else 60  # sequential: full forwards
+    spec = _spec(target, 8, model=model, layers=layers, dataset=dataset, trials=trials)
     ENGINE.validate(spec)
     prepared = ENGINE.prepare(spec)
     trials = ENGINE.plan(spec, prepared.meta, 0, [])
@@ -63,6 +72,18 @@ def test_auto_measures_once_per_layer_and_replay_is_exact() -> None:
     replayed = [ENGINE.run_shard(prepared.context, [t])[0] for t in trials[:10]]
     for stored, again in zip(results, replayed, strict=False):
         assert ENGINE.outcomes_equal(stored, again)
+
+
+def test_graph_sites_that_are_not_node_rows_run_one_by_one() -> None:
+    """GCNConv's own bias is added after message passing (its inputs include edge_index, not
+    node rows): those trials run sequentially, the Linear weights inside run batched."""
+    spec = _spec("bias", 16, model="gcn", dataset="karate", trials=24)
+    prepared = ENGINE.prepare(spec)
+    trials = ENGINE.plan(spec, prepared.meta, 0, [])
+    results = _outcomes(prepared.context, trials)
+    wl: Workload = next(iter(prepared.context.workloads.values()))
+    assert wl._exact.get(("fp32", "conv1.bias")) is False
+    assert not any("batch_faults" in r for r in results)
 
 
 def test_off_never_batches_and_k_caps_the_batch() -> None:

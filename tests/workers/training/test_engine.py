@@ -153,7 +153,7 @@ def test_plan_size_is_bounded() -> None:
 
 
 @pytest.mark.parametrize(("example", "cells"), [
-    ("training-gnn-dynamics.yaml", 32 * 2 * 3 * 5),
+    ("training-gnn-dynamics.yaml", 24 * 2 * 3 * 5),
     ("training-sgc-vs-gcn.yaml", 4 * 1 * 3 * 10),
 ])
 def test_full_examples_validate(example: str, cells: int) -> None:

@@ -251,33 +251,33 @@ def test_end_to_end_sweep_on_digits(tmp_path: Path) -> None:
         ],
     }
     report, records = run_local(spec(**section))
-    embeddings = report.table("embeddings")
+    embeddings = report.table("embeddings", readable=False)
     assert len(embeddings) == 6 and bool(embeddings["verified"].all())
     assert float(embeddings["p_value"].max()) < 1e-6
     frequency = embeddings[embeddings["scheme"] == "frequency"]
     assert bool((frequency["psnr"] > 15).all()) and bool((frequency["ssim"] > 0.5).all())
-    calibration = report.table("calibration")
+    calibration = report.table("calibration", readable=False)
     adi = calibration[(calibration["scheme"] == "adi") & (calibration["rule"] == "primary")]
     assert set(adi["source"]) == {"uniform"} and set(adi["p0"]) == {0.1}
     frequency_nulls = calibration[calibration["scheme"] == "frequency"]
     assert set(frequency_nulls["rule"]) == {"primary", "backup"}
     assert set(frequency_nulls["source"]) == {"estimated", "key_blind"}
-    assert len(report.table("null_models")) == 3 * 6
+    assert len(report.table("null_models", readable=False)) == 3 * 6
     assert report.summary["false_claims"] == 0
-    cells = report.table("cells")
+    cells = report.table("cells", readable=False)
     assert len(cells) == 3 * 2 * 5
     rtll = cells[cells["attack"] == "rtll"]
     assert set(rtll["num_outputs"]) == {10}  # re-initialised head: the extra class is gone
     assert set(rtll[rtll["scheme"] == "frequency"]["rule"]) <= {"backup", None}
-    robustness = report.table("robustness")
+    robustness = report.table("robustness", readable=False)
     assert {"wm_acc_ci_low", "wm_acc_ci_high", "test_acc_ci_low", "verified_rate"} <= set(
         robustness.columns
     )
-    breaks = report.table("break_points")
+    breaks = report.table("break_points", readable=False)
     assert len(breaks) == 3 * 4
     assert "chain(prune@*>ftll@1)" in set(breaks["attack"])
     assert report.summary["embed_reuse"] is True
-    assert report.table("sensitivity")["seeds"].iloc[0] == 2
+    assert report.table("sensitivity", readable=False)["seeds"].iloc[0] == 2
     report_json = json.loads(report.to_json())
     assert report_json["provenance"]["engine_version"] == "2"
     paths = {p.name for p in report.save_plots(tmp_path)}
@@ -309,9 +309,9 @@ def test_shapes32_campaign_maps_its_frequencies(fresh_home: Path) -> None:
         },
     }
     report, _ = run_local(small)
-    sens = report.table("sensitivity")
+    sens = report.table("sensitivity", readable=False)
     assert len(sens) == 32 * 15 + 2 * 17 and set(sens["height"]) == {32}
-    assert len(report.table("cells")) == 2
+    assert len(report.table("cells", readable=False)) == 2
     assert report.summary["embed_reuse"] is True
 
 

@@ -46,7 +46,7 @@ def capture(model: nn.Module, layer: str | None) -> Iterator[list[torch.Tensor]]
         _, head = last_linear(model)
 
         def pre_hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            store.append(args[0].detach().flatten(1))
+            store.append(args[0].detach().flatten(1).cpu())  # numpy statistics follow
 
         handle = head.register_forward_pre_hook(pre_hook)
     else:
@@ -56,7 +56,7 @@ def capture(model: nn.Module, layer: str | None) -> Iterator[list[torch.Tensor]]
                             [n for n in modules if n])
 
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            store.append(output.detach().flatten(1))
+            store.append(output.detach().flatten(1).cpu())
 
         handle = modules[layer].register_forward_hook(hook)
     try:

@@ -46,8 +46,12 @@ def mc_probabilities(model: nn.Module, x: torch.Tensor, samples: int, rate: floa
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         if not dropouts:
-            _, head = last_linear(model)
+            _, linear = last_linear(model)
             features = representation(model, None, x)
+
+            def head(f: torch.Tensor) -> torch.Tensor:  # on the model's device, answered here
+                return linear(f.to(linear.weight.device)).to(f.device)
+
             if torch.allclose(head(features), logits, atol=1e-4, rtol=1e-4):
                 # The head is the model's last operation: thinning its input needs only the
                 # head re-run, not T full forward passes.

@@ -16,12 +16,13 @@ def z_value(confidence: float) -> float:
 
 
 def design_effect_interval(estimate: float, std_error: float, labels: int,
-                           confidence: float) -> tuple[float, float]:
+                           confidence: float,
+                           degrees_of_freedom: int | None = None) -> tuple[float, float]:
     """Wilson (1927) interval at the Kish (1965) effective size ``θ̂(1 − θ̂) / se²`` of the
-    design, with the two-sided Student-t quantile on ``labels − 1`` degrees of freedom in
-    place of z (small samples). A zero standard error with an estimate strictly inside (0, 1)
-    means a census (zero width); at an estimate of 0 or 1 the labels themselves are the
-    effective size (no failure seen is not certainty)."""
+    design, with the two-sided Student-t quantile on ``degrees_of_freedom`` (default
+    ``labels − 1``) in place of z (small samples). A zero standard error with an estimate
+    strictly inside (0, 1) means a census (zero width); at an estimate of 0 or 1 the labels
+    themselves are the effective size (no failure seen is not certainty)."""
     theta = min(max(float(estimate), 0.0), 1.0)
     if not math.isfinite(std_error) or labels < 2:
         return 0.0, 1.0
@@ -29,7 +30,8 @@ def design_effect_interval(estimate: float, std_error: float, labels: int,
         n_eff = theta * (1.0 - theta) / std_error**2 if std_error > 0 else math.inf
     else:
         n_eff = float(labels)
-    quantile = float(stats.t.ppf(0.5 + confidence / 2.0, labels - 1))
+    df = labels - 1 if degrees_of_freedom is None else max(1, degrees_of_freedom)
+    quantile = float(stats.t.ppf(0.5 + confidence / 2.0, df))
     return wilson_bounds(theta, n_eff, quantile)
 
 

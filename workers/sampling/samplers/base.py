@@ -150,14 +150,16 @@ class SampleResult:
 
     @classmethod
     def from_std_error(
-        cls, estimate: float, std_error: float, confidence: float, **design: Any
+        cls, estimate: float, std_error: float, confidence: float,
+        degrees_of_freedom: int | None = None, **design: Any
     ) -> SampleResult:
         """A result whose CI is Wilson's on the design's Kish effective sample size
         ``n_eff = θ̂(1 − θ̂) / se²`` (Korn & Graubard 1998), with the Student-t quantile on
-        ``labels − 1`` degrees of freedom: inside [0, 1] and not the Wald interval, whose
-        coverage falls to 0.87–0.91 at 50 labels. ``design`` holds the remaining fields."""
+        ``degrees_of_freedom`` (default ``labels − 1``): inside [0, 1] and not the Wald
+        interval, whose coverage falls to 0.87–0.91 at 50 labels. ``design`` holds the
+        remaining fields."""
         low, high = design_effect_interval(estimate, std_error, int(design["labels_spent"]),
-                                           confidence)
+                                           confidence, degrees_of_freedom)
         return cls(estimate=estimate, ci_low=low, ci_high=high, std_error=std_error, **design)
 
 

@@ -33,6 +33,7 @@ The design's unconditional inclusion probabilities have no closed form (``inclus
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
@@ -72,6 +73,57 @@ class DeepestParams(GuidedParams):
     """Web links added from each found failure to its nearest pool inputs."""
 
 
+@dataclass
+class WebDraws:
+    """The draws of one adaptive web sample, in order."""
+
+    order: np.ndarray
+    """Pool ids drawn (distinct)."""
+    probabilities: np.ndarray
+    """``q^(k)_k``: the probability of each draw given the ones before it."""
+    terms: np.ndarray
+    """Des Raj's ``t_k = Σ_{j<k} z_j + z_k / q^(k)_k``."""
+    found: int
+    """Mispredictions found."""
+
+
+def web_draws(pool: OperationalPool, oracle: LabelOracle, budget: int, spec: DeepestParams,
+              rng: np.random.Generator) -> WebDraws:
+    """``budget`` sequential draws without replacement from ``q^(k)``, labelling each."""
+    size = pool.size
+    pps_mass = selection_probabilities(pool.failure_size(spec.oracle), spec.floor)
+    pps_total = float(pps_mass.sum())
+    web = np.zeros(size)  # link counts of unlabelled inputs (labelled ones are kept at 0)
+    taken = np.zeros(size, dtype=bool)
+    draws = WebDraws(np.empty(budget, dtype=np.int64), np.empty(budget), np.empty(budget), 0)
+    embedding = pool.embedding.astype(np.float32, copy=False)
+    squared_norms = (embedding.astype(np.float64) ** 2).sum(axis=1)
+    r = spec.web_probability
+    for k in range(budget):
+        web_total = float(web.sum())
+        use_web = web_total > 0 and r > 0
+        # Sampling the mixture component first, then a unit within it, draws from q^(k).
+        component = web if use_web and rng.random() < r else pps_mass
+        index = cumulative_choice(component, rng)
+        q = pps_mass[index] / pps_total
+        if use_web:
+            q = (1.0 - r) * q + r * web[index] / web_total
+        failure = 1.0 - float(oracle.correct([index])[0])
+        draws.terms[k] = draws.found + failure / q
+        draws.order[k] = index
+        draws.probabilities[k] = q
+        taken[index] = True
+        pps_total -= float(pps_mass[index])
+        pps_mass[index] = 0.0
+        web[index] = 0.0
+        if failure:
+            draws.found += 1
+            web[nearest(embedding, squared_norms, index, spec.neighbours, taken)] += 1.0
+        if pps_total <= 0:  # every input labelled (budget = pool size)
+            pps_total = 1.0
+    return draws
+
+
 @SAMPLERS.register(
     "deepest",
     params=DeepestParams,
@@ -88,53 +140,21 @@ def deepest_sampling(
     rng: np.random.Generator,
     confidence: float,
 ) -> SampleResult:
-    """Adaptive web sampling of mispredictions with Des Raj's unbiased ordered estimator."""
-    size = pool.size
-    pps_mass = selection_probabilities(pool.failure_size(spec.oracle), spec.floor)
-    pps_total = float(pps_mass.sum())
-    web = np.zeros(size)  # link counts of unlabelled inputs (labelled ones are kept at 0)
-    taken = np.zeros(size, dtype=bool)
-    order = np.empty(budget, dtype=np.int64)
-    draw_probabilities = np.empty(budget)
-    terms = np.empty(budget)
-    found_total = 0.0
-    embedding = pool.embedding.astype(np.float32, copy=False)
-    squared_norms = (embedding.astype(np.float64) ** 2).sum(axis=1)
-    r = spec.web_probability
-    for k in range(budget):
-        web_total = float(web.sum())
-        use_web = web_total > 0 and r > 0
-        # Sampling the mixture component first, then a unit within it, draws from q^(k).
-        component = web if use_web and rng.random() < r else pps_mass
-        index = cumulative_choice(component, rng)
-        q = pps_mass[index] / pps_total
-        if use_web:
-            q = (1.0 - r) * q + r * web[index] / web_total
-        failure = 1.0 - float(oracle.correct([index])[0])
-        terms[k] = found_total + failure / q
-        order[k] = index
-        draw_probabilities[k] = q
-        taken[index] = True
-        pps_total -= float(pps_mass[index])
-        pps_mass[index] = 0.0
-        web[index] = 0.0
-        if failure:
-            found_total += 1.0
-            web[nearest(embedding, squared_norms, index, spec.neighbours, taken)] += 1.0
-        if pps_total <= 0:  # every input labelled (budget = pool size)
-            pps_total = 1.0
-    total = float(terms.mean())
-    var_total = float(np.var(terms, ddof=1)) / budget if budget > 1 else math.inf
-    estimate = 1.0 - total / size
-    std_error = math.sqrt(var_total) / size
+    """Adaptive web sampling of mispredictions with Des Raj's unbiased ordered estimator;
+    the t quantile's degrees of freedom are the failures found − 1 (Satterthwaite: the
+    variance rests on the few draws that found one), or labels − 1 when none was found."""
+    draws = web_draws(pool, oracle, budget, spec, rng)
+    total = float(draws.terms.mean())
+    var_total = float(np.var(draws.terms, ddof=1)) / budget if budget > 1 else math.inf
     return SampleResult.from_std_error(
-        estimate,
-        std_error,
+        1.0 - total / pool.size,
+        math.sqrt(var_total) / pool.size,
         confidence,
-        sampled=order,
-        draw_probabilities=draw_probabilities,
+        degrees_of_freedom=draws.found - 1 if draws.found else None,
+        sampled=draws.order,
+        draw_probabilities=draws.probabilities,
         inclusion=None,
         labels_spent=oracle.labels_given,
-        mispredictions_found=int(found_total),
-        ci_method="wilson-kish-des-raj",
+        mispredictions_found=draws.found,
+        ci_method="wilson-kish-des-raj-satterthwaite",
     )

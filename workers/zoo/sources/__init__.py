@@ -63,7 +63,8 @@ def _architecture(spec: ModelSpec, data: Dataset | None, field: str) -> nn.Modul
         graph = data if isinstance(data, GraphData) else None
         return training_variant.build(arch, spec.options, field=field,
                                       in_channels=graph.num_features if graph else None,
-                                      num_classes=graph.num_classes if graph else None)
+                                      num_classes=graph.num_classes if graph else None,
+                                      data=data)
     raise SpecError(f"{field}.name", f"{spec.name[:60]!r} is not an artifact source",
                     ["exported", "pyg:<Class>", "torchvision:<arch>", "training:<family>"])
 

@@ -38,12 +38,18 @@ class VariantOptions(BaseModel):
 
 
 def build(family: str, options: dict[str, Any], *, field: str, in_channels: int | None,
-          num_classes: int | None) -> nn.Module:
+          num_classes: int | None, data: Any = None) -> nn.Module:
     """The untrained variant ``family`` with ``options`` for a graph of ``in_channels``
-    features and ``num_classes`` classes."""
+    features and ``num_classes`` classes; another workload's family (``training:image``
+    …) is built by that workload for ``data``."""
     from faultlab.workers.training.models import build_variant
 
     if family not in FAMILIES:
+        from faultlab.workers.training.workloads import workload_for_family
+
+        other = workload_for_family(family)
+        if other is not None:
+            return other.build_model(family, options, data, field)
         raise SpecError(f"{field}.name", f"unknown training family {family[:40]!r}",
                         [f"training:{f}" for f in FAMILIES])
     if in_channels is None or num_classes is None:
