@@ -7,12 +7,20 @@ and prints their headline figures; the last stdout line is one JSON object.
 * ``moex_sdc_rate_diff`` — with ``--faults``: the SDC rate of weight bit flips on the MoEx
   cell − on the baseline cell, the identical fault plan (same architecture and fault seed),
   paired over seeds;
+* ``moex_pruned_acc_diff`` — per global magnitude pruning level (0.5, 0.7, 0.9; one shot, no
+  fine-tuning, a ``kind: sparsity`` campaign on each cell): test accuracy of the pruned MoEx
+  cell − of the pruned baseline cell, the identical pruning and test inputs, paired over seeds
+  (with both mean pruned accuracies), and ``retained_diff``: the same for the accuracy change
+  by pruning (pruned − dense), i.e. robustness net of the dense gap;
 * ``frequency_vs_downsampled_acc_diff`` — test accuracy of 48 learned DCT channels − spatial
   downsampling to the same input size (examples/training-frequency.yaml; Xu et al., CVPR
   2020), ``frequency_half_vs_downsampled_acc_diff`` for 24 channels (half the input),
   ``frequency_vs_full_acc_diff`` against the full-size images, ``frequency_input_bytes_ratio``
   (input bytes of 48 channels ÷ the full-size image's) and the selected channels' Y and
   low-frequency shares;
+* ``frequency_views`` — per radial frequency band, the 48-channel variant's share of selected
+  DCT channels next to the watermark engine's Fourier sensitivity (share of damage) of the
+  full-size spatial model, first seed (the two frequency views of the seeds on one scale);
 * ``hsi_gan_gain``, ``hsi_crf_gain`` — from ``bench/_seed_hsi.py``'s ``run(quick)`` when
   that module is present (Zhong et al., 2019).
 
@@ -87,6 +95,70 @@ def _fault_diff(records: list[Any], trials: int) -> dict[str, Any]:
             "baseline_sdc_rate": sum(a for a, _ in pairs) / max(len(pairs), 1)}
 
 
+#: Global magnitude pruning levels of the MoEx-vs-baseline pruning robustness figure.
+PRUNE_LEVELS = (0.5, 0.7, 0.9)
+
+
+def _pruned_accuracy(record: Any, levels: tuple[float, ...]) -> dict[float, float]:
+    """Test accuracy of one trained cell after one-shot global magnitude pruning at each
+    level (no fine-tuning): a ``kind: sparsity`` campaign on the cell rebuilt as
+    ``training:image`` from its checkpoint (what ``model: {from_campaign, cell}`` resolves
+    to), evaluated on the full test split of the cell's dataset."""
+    from faultlab.hashing import blob_digest
+    from faultlab.workers.local import run_local
+    from faultlab.workers.training.workloads import workload_of_trial
+    from faultlab.workers.zoo.provided import provided_artifacts
+
+    blob = record.result["checkpoint"]
+    digest = blob_digest(blob)
+    ref = workload_of_trial(record.trial).reference(record.trial)
+    spec = {"kind": "sparsity", "name": "moex-pruning", "seed": 0,
+            "model": {**ref, "file": digest},
+            "dataset": {"name": "shapes32", "options": record.trial["dataset_options"],
+                        "split": "test"},
+            "sparsity": {"methods": ["magnitude"], "granularities": ["global"],
+                         "levels": {"values": list(levels)}, "seeds": 1, "nm": [],
+                         "latency": {"repeats": 1, "warmup": 0}}}
+    with provided_artifacts({digest: blob}):
+        _, records = run_local(spec)
+    out: dict[float, float] = {}
+    for r in records:
+        t = r.trial
+        if (t.get("type") == "cell" and t.get("method") == "magnitude"
+                and t.get("granularity") == "global" and "accuracy" in r.result):
+            out[float(t["level"])] = float(r.result["accuracy"])
+    return out
+
+
+def _pruning_diff(records: list[Any], levels: tuple[float, ...] = PRUNE_LEVELS
+                  ) -> dict[str, Any]:
+    """Pruned test accuracy on the MoEx cell − on the baseline cell, per seed and level: the
+    identical pruning (global magnitude, one shot) and test inputs for both."""
+    from faultlab.workers.training.analysis import paired_difference
+
+    acc: dict[tuple[str, int], dict[float, float]] = {}
+    dense: dict[tuple[str, int], float] = {}
+    for r in records:
+        recipe = r.trial["recipe"]["name"]
+        if recipe in ("baseline", "moex") and r.result.get("status") == "completed":
+            acc[(recipe, int(r.trial["seed"]))] = _pruned_accuracy(r, levels)
+            dense[(recipe, int(r.trial["seed"]))] = float(r.result["test_acc"])
+    seeds = sorted(s for (name, s) in acc if name == "baseline" and ("moex", s) in acc)
+    out: dict[str, Any] = {}
+    for level in levels:
+        pairs = [(acc[("baseline", s)][level], acc[("moex", s)][level]) for s in seeds]
+        stat = paired_difference(pairs)
+        drop = paired_difference([(acc[("baseline", s)][level] - dense[("baseline", s)],
+                                   acc[("moex", s)][level] - dense[("moex", s)]) for s in seeds])
+        out[f"{level:g}"] = {"estimate": stat["estimate"], "ci": [stat["ci_low"], stat["ci_high"]],
+                             "pairs": int(stat["n"]),
+                             "baseline_acc": sum(a for a, _ in pairs) / max(len(pairs), 1),
+                             "moex_acc": sum(b for _, b in pairs) / max(len(pairs), 1),
+                             "retained_diff": {"estimate": drop["estimate"],
+                                               "ci": [drop["ci_low"], drop["ci_high"]]}}
+    return out
+
+
 def run_part(name: str, quick: bool, faults: int, plots: str | None = None) -> dict[str, Any]:
     """One example (``moex`` or ``frequency``) in-process; its figures (and its plots as
     PNGs under ``plots``)."""
@@ -116,14 +188,58 @@ def run_part(name: str, quick: bool, faults: int, plots: str | None = None) -> d
     if name == "moex":
         out["moex_gain"] = _figure(summary, "recipe:moex-baseline")
         out["mixup_gain"] = _figure(summary, "recipe:mixup-baseline")
+        options = spec["training"]["image"]["datasets"][0]["options"]
+        for r in records:
+            r.trial["dataset_options"] = options
         if faults:
-            options = spec["training"]["image"]["datasets"][0]["options"]
-            for r in records:
-                r.trial["dataset_options"] = options
             out["moex_sdc_rate_diff"] = _fault_diff(records, faults)
+        out["moex_pruned_acc_diff"] = _pruning_diff(records)
         return out
     out.update(_frequency_figures(report))
+    out.update(_frequency_views(spec, report, records, plots))
     return out
+
+
+def _frequency_views(spec: dict[str, Any], report: Any, records: list[Any],
+                     plots: str | None, probes: int = 32) -> dict[str, Any]:
+    """The two frequency views side by side: the 48-channel variant's selected DCT channels
+    and the watermark engine's Fourier sensitivity map of the full-size spatial model (first
+    seed) on ``probes`` test images, per radial band (workers/training/frequency_views.py)."""
+    from faultlab.hashing import blob_digest
+    from faultlab.spec import DatasetSpec, ModelSpec
+    from faultlab.workers.training.frequency_views import (
+        frequency_views,
+        sensitivity_frame,
+        side_by_side,
+    )
+    from faultlab.workers.training.workloads import workload_of_trial
+    from faultlab.workers.zoo import load_dataset
+    from faultlab.workers.zoo.sources import build_model_from_source
+
+    spatial = sorted((r for r in records if r.trial["variant"]["name"] == "resnet_small-spatial"
+                      and r.result.get("status") == "completed"), key=lambda r: r.trial["seed"])
+    channels = report.tables.get("channels")
+    if not spatial or channels is None:
+        return {"frequency_views": None}
+    cell = spatial[0]
+    dataset = spec["training"]["image"]["datasets"][0]
+    data = load_dataset(DatasetSpec(name=dataset["name"], options=dataset["options"]))
+    ref = workload_of_trial(cell.trial).reference(cell.trial)
+    blob = cell.result["checkpoint"]
+    digest = blob_digest(blob)
+    model, _ = build_model_from_source(
+        ModelSpec(name=ref["name"], options=ref["options"], file=digest), {digest: blob},
+        data=data)
+    x, y = data.split("test")
+    sens = sensitivity_frame(model, x[:probes], y[:probes])
+    views = frequency_views(channels, sens, variant="resnet_small-freq48")
+    print(views.to_string(), file=sys.stderr)
+    if plots:
+        side_by_side(views).savefig(Path(plots) / "recipes-frequency-views.png", dpi=100)
+    return {"frequency_views": [{k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in row.items() if k != "variant"}
+                                for row in views.to_dict("records")],
+            "frequency_views_probe_images": probes}
 
 
 def _frequency_figures(report: Any) -> dict[str, Any]:

@@ -361,23 +361,19 @@ class CampaignHandle:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {self.id} did not finish in time")
 
-    def results(self, page_size: int = 500) -> Results:
-        """Every finished trial record (fetched page by page)."""
-        records: list[dict[str, Any]] = []
+    def results(self, page_size: int = 1000) -> Results:
+        """Every finished trial record (fetched page by page, the stored JSON kept as text)."""
+        raw: list[tuple[str, int, str, str]] = []
         token = ""
         while True:
             page = self.client._call(
                 self.client._stub.GetResults,
                 pb.GetResultsRequest(campaign_id=self.id, page_size=page_size, page_token=token),
             )
-            records += [
-                {"key": r.key, "trial": json.loads(r.trial_json),
-                 "result": json.loads(r.result_json), "attempts": r.attempts}
-                for r in page.records
-            ]
+            raw += [(r.key, r.attempts, r.trial_json, r.result_json) for r in page.records]
             token = page.next_page_token
             if not token:
-                return Results(self.id, records)
+                return Results(self.id, raw=raw)
 
     def report(self) -> Report:
         """The engine's aggregate report (tables with CIs, summary, provenance)."""

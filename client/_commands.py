@@ -102,11 +102,17 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     job = _client(args).get(args.id)
+    out = Path(args.output) if args.output else None
+    if args.table == "trials" and args.format == "parquet" and out:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        pq.write_table(job.results().to_table(), out)  # Arrow straight to Parquet
+        print(out)
+        return 0
     if args.table == "trials":
         df = job.results().to_pandas()
     else:
         df = job.report().table(args.table, readable=False)
-    out = Path(args.output) if args.output else None
     if args.format == "table":
         if out:
             out.write_text(df.to_string(index=False))

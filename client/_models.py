@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 
+from faultlab.client._results_table import RawRecord, Unsupported, results_table
 from faultlab.events import CampaignEvent, event_from_dict, event_from_proto
 from faultlab.states import CampaignState
 from faultlab.v1 import faultlab_pb2 as pb
@@ -74,15 +77,53 @@ class Event:
         return cls(stored.cursor, msg.campaign_id, stored.time, kind, data)
 
 
-@dataclass(frozen=True)
 class Results:
-    """Finished trial records of a campaign, in plan order."""
+    """Finished trial records of a campaign, in plan order.
 
-    campaign_id: str
-    records: list[dict[str, Any]]
+    Built from the pages' stored JSON (``raw``: key, attempts, trial and result texts), which
+    :meth:`to_table` parses in C++ with pyarrow; :attr:`records` decodes them per record on
+    first use (or are given directly).
+    """
+
+    def __init__(self, campaign_id: str, records: list[dict[str, Any]] | None = None, *,
+                 raw: Sequence[RawRecord] | None = None) -> None:
+        self.campaign_id = campaign_id
+        self._records = records
+        self._raw = raw
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Each trial as ``{"key", "trial", "result", "attempts"}`` (decoded once)."""
+        if self._records is None:
+            self._records = [
+                {"key": key, "trial": json.loads(trial), "result": json.loads(result),
+                 "attempts": attempts}
+                for key, attempts, trial, result in self._raw or ()
+            ]
+        return self._records
+
+    def to_table(self) -> pa.Table:
+        """The rows of :meth:`to_pandas` as an Arrow table (what ``--format parquet`` writes)."""
+        if self._raw is not None:
+            try:
+                return results_table(self._raw)
+            except Unsupported:
+                pass  # a shape Arrow types differently from pandas: the per-record path
+        return pa.Table.from_pandas(self._records_frame(), preserve_index=False)
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per trial: ``key``, ``attempts``, then ``trial.*`` and ``result.*`` columns."""
+        """One row per trial: ``key``, ``attempts``, then ``trial.*`` and ``result.*`` columns.
+
+        Nested dicts become dotted columns, lists JSON strings.
+        """
+        if self._raw is not None:
+            try:
+                return results_table(self._raw).to_pandas()
+            except Unsupported:
+                pass
+        return self._records_frame()
+
+    def _records_frame(self) -> pd.DataFrame:
         rows = [
             {"key": r["key"], "attempts": r["attempts"],
              **{f"trial.{k}": v for k, v in _flat(r["trial"]).items()},
@@ -92,7 +133,8 @@ class Results:
         return pd.DataFrame(rows)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self._raw) if self._records is None and self._raw is not None \
+            else len(self.records)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -36,14 +36,30 @@ class ProgressSink:
         return self.records.pop(campaign_id, [])
 
 
+FLUSH_SECONDS = 10.0
+"""How long a shard waits, at its end, for its records to reach the sink."""
+_SENT: ContextVar[list[Any] | None] = ContextVar("faultlab_progress_sent", default=None)
+
+
 @contextlib.contextmanager
 def activated(channel: Channel | None) -> Iterator[None]:
-    """Makes ``channel`` the target of :func:`emit` while the block runs."""
-    token = _ACTIVE.set(channel)
+    """Makes ``channel`` the target of :func:`emit` while the block runs; on exit waits
+    (at most :data:`FLUSH_SECONDS`) until the sink holds every record sent, so that the
+    records of a shard are in the sink before its results reach the coordinator (whose last
+    drain, when the rounds end, then finds them all; a short shard's records would otherwise
+    still be in flight)."""
+    token, sent = _ACTIVE.set(channel), _SENT.set([])
     try:
         yield
     finally:
+        refs = _SENT.get() or []
         _ACTIVE.reset(token)
+        _SENT.reset(sent)
+        if refs:
+            import ray
+
+            with contextlib.suppress(Exception):  # progress, never a result: don't fail
+                ray.wait(refs, num_returns=len(refs), timeout=FLUSH_SECONDS)
 
 
 def emit(trial_index: int, record: dict[str, Any]) -> None:
@@ -52,7 +68,10 @@ def emit(trial_index: int, record: dict[str, Any]) -> None:
     if channel is None:
         return
     sink, campaign_id, keys = channel
-    sink.push.remote(campaign_id, keys[trial_index], record)
+    ref = sink.push.remote(campaign_id, keys[trial_index], record)
+    sent = _SENT.get()
+    if sent is not None:
+        sent.append(ref)
 
 
 __all__ = ["Channel", "ProgressSink", "activated", "emit"]
