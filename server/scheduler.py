@@ -187,9 +187,17 @@ class ShardScheduler:
 
     @staticmethod
     def cancel(run: CampaignRun) -> None:
-        """Force-cancels every Ray task of the run still in flight."""
+        """Force-cancels every Ray task of the run still in flight.
+
+        Tasks already finished are left alone: cancelling one as its result arrives races
+        inside Ray's core worker, which then aborts the whole driver process ("Tried to
+        complete task that was not pending", ray-project/ray#54846); a finished task has
+        nothing left to stop."""
         ray = _ray()
-        for ref in list(run.inflight):
+        refs = list(run.inflight)
+        with contextlib.suppress(Exception):
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+        for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
 
