@@ -24,14 +24,15 @@ import torch
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.report import Report
-from faultlab.spec import CampaignSpec, DatasetSpec
+from faultlab.spec import CampaignSpec
 from faultlab.workers import progress
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.training import analysis
 from faultlab.workers.training.loop import CURVE_KEYS, train_cell
 from faultlab.workers.training.params import TrainingDataset, TrainingParams
 from faultlab.workers.training.workloads import sweep_workload, workload_of_trial
-from faultlab.workers.zoo import GraphData, dataset_entries, load_dataset
+from faultlab.workers.training.workloads.base import load_training_dataset
+from faultlab.workers.zoo import GraphData, dataset_entries
 
 #: Stands in for a model digest in trial keys: every cell trains its model from scratch,
 #: and the trial itself holds the whole architecture and recipe.
@@ -47,14 +48,8 @@ class TrainingContext:
 
 
 def _load_graph(entry: TrainingDataset, index: int) -> GraphData:
-    field = f"training.datasets.{index}"
-    try:
-        data = load_dataset(DatasetSpec(name=entry.name, options=entry.options), task="graph")
-    except SpecError as exc:
-        raise SpecError(exc.field.replace("dataset", field, 1), exc.problem,
-                        exc.allowed) from None
-    if not isinstance(data, GraphData):
-        raise SpecError(f"{field}.name", "must be a graph dataset")
+    data: GraphData = load_training_dataset(entry.name, entry.options,
+                                            f"training.datasets.{index}", "graph", GraphData)
     return data
 
 

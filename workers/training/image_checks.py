@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from faultlab.errors import SpecError
-from faultlab.spec import DatasetSpec
 from faultlab.workers.training.image_models import build_image_model, input_shape
 from faultlab.workers.training.image_params import ImageDataset, ImageParams
 from faultlab.workers.training.recipes import Pipeline
-from faultlab.workers.zoo import ImageData, dataset_entries, load_dataset
+from faultlab.workers.training.workloads.base import load_training_dataset
+from faultlab.workers.zoo import ImageData, dataset_entries
 from faultlab.workers.zoo.registry import DATASETS
 
 ShapeOf = Callable[[str, dict[str, Any]], "tuple[int, int, int] | None"]
@@ -55,14 +55,9 @@ def check_sweep(params: ImageParams, shape_of: ShapeOf) -> None:
 
 def load_images(entry: ImageDataset, index: int, params: ImageParams) -> ImageData:
     """The dataset of ``entry``, checked against the sweep's inputs."""
-    field = f"training.image.datasets.{index}"
-    try:
-        data = load_dataset(DatasetSpec(name=entry.name, options=entry.options), task="image")
-    except SpecError as exc:
-        raise SpecError(exc.field.replace("dataset", field, 1), exc.problem,
-                        exc.allowed) from None
-    if not isinstance(data, ImageData):
-        raise SpecError(f"{field}.name", "must be an image dataset")
+    data: ImageData = load_training_dataset(entry.name, entry.options,
+                                            f"training.image.datasets.{index}", "image",
+                                            ImageData)
     _check_inputs(params, data.input_shape)
     return data
 

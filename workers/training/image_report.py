@@ -193,31 +193,17 @@ def channel_heatmap(table: pd.DataFrame) -> Any:
 
 def accuracy_bars(summary: pd.DataFrame) -> Any:
     """Mean test accuracy per (dataset, recipe, variant) with its CI over seeds."""
-    from matplotlib.figure import Figure
+    from faultlab.workers.training.plots import ci_bars
 
-    fig = Figure(figsize=(8.0, max(3.0, 0.25 * len(summary) + 1.5)))
-    ax = fig.add_subplot(1, 1, 1)
-    labels = [f"{r.dataset} / {r.recipe} / {r.variant}" for r in summary.itertuples()]
-    mean = summary["test_acc"].to_numpy(dtype=float)
-    low = np.nan_to_num(mean - summary["test_acc_ci_low"].to_numpy(dtype=float))
-    high = np.nan_to_num(summary["test_acc_ci_high"].to_numpy(dtype=float) - mean)
-    ax.barh(range(len(labels)), mean, xerr=[low, high], capsize=2, color="C0")
-    ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel("test accuracy (95 % t interval over seeds)")
-    ax.invert_yaxis()
-    return fig
+    return ci_bars(summary, "test_acc", "test accuracy (95 % t interval over seeds)", 8.0)
 
 
 def plots(report: Report) -> dict[str, Any]:
     """``accuracy_curves``, ``loss_curves``, ``test_accuracy`` and ``channel_selection``
     (those the report supports)."""
-    from faultlab.workers.training.plots import curves
+    from faultlab.workers.training.plots import curve_figures
 
-    figures: dict[str, Any] = {}
-    table = report.tables.get("curves")
-    if table is not None and not table.empty:
-        figures["loss_curves"] = curves(table, "loss", log=True)
-        figures["accuracy_curves"] = curves(table, "test_acc", log=False)
+    figures = curve_figures(report)
     summary = report.tables.get("summary")
     if summary is not None and not summary.empty:
         figures["test_accuracy"] = accuracy_bars(summary)

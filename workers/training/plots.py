@@ -42,20 +42,26 @@ def curves(curves: pd.DataFrame, metric: str, log: bool) -> Any:
     return fig
 
 
-def steps_to_target(summary: pd.DataFrame) -> Any:
-    """Mean steps to the loss target per variant with its CI over seeds (one bar group per
-    dataset)."""
-    fig = _figure(9.0, max(3.0, 0.22 * len(summary) + 1.5))
+def ci_bars(summary: pd.DataFrame, column: str, xlabel: str, width: float = 9.0) -> Any:
+    """Mean ``column`` per (dataset, recipe, variant) row of ``summary`` with its CI over
+    seeds (``<column>_ci_low`` / ``_ci_high``) as horizontal bars."""
+    fig = _figure(width, max(3.0, 0.22 * len(summary) + 1.5))
     ax = fig.add_subplot(1, 1, 1)
     labels = [f"{r.dataset} / {r.recipe} / {r.variant}" for r in summary.itertuples()]
-    mean = summary["steps_to_target"].to_numpy(dtype=float)
-    low = np.nan_to_num(mean - summary["steps_to_target_ci_low"].to_numpy(dtype=float))
-    high = np.nan_to_num(summary["steps_to_target_ci_high"].to_numpy(dtype=float) - mean)
+    mean = summary[column].to_numpy(dtype=float)
+    low = np.nan_to_num(mean - summary[f"{column}_ci_low"].to_numpy(dtype=float))
+    high = np.nan_to_num(summary[f"{column}_ci_high"].to_numpy(dtype=float) - mean)
     ax.barh(range(len(labels)), mean, xerr=[low, high], capsize=2, color="C0")
     ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel("steps to the loss target (CI over seeds; unreached: budget + 1)")
+    ax.set_xlabel(xlabel)
     ax.invert_yaxis()
     return fig
+
+
+def steps_to_target(summary: pd.DataFrame) -> Any:
+    """Mean steps to the loss target per variant with its CI over seeds."""
+    return ci_bars(summary, "steps_to_target",
+                   "steps to the loss target (CI over seeds; unreached: budget + 1)")
 
 
 def plot(report: Report) -> dict[str, Any]:
@@ -65,12 +71,18 @@ def plot(report: Report) -> dict[str, Any]:
         from faultlab.workers.training.workloads import workload
 
         return workload(str(report.summary["workload"])).plots(report)
-    figures: dict[str, Any] = {}
-    table = report.tables.get("curves")
-    if table is not None and not table.empty:
-        figures["loss_curves"] = curves(table, "loss", log=True)
-        figures["accuracy_curves"] = curves(table, "test_acc", log=False)
+    figures = curve_figures(report)
     summary = report.tables.get("summary")
     if summary is not None and not summary.empty:
         figures["steps_to_target"] = steps_to_target(summary)
     return figures
+
+
+def curve_figures(report: Report) -> dict[str, Any]:
+    """``loss_curves`` (log scale) and ``accuracy_curves`` (test accuracy) of a training
+    report's ``curves`` table, every workload's; none without curves."""
+    table = report.tables.get("curves")
+    if table is None or table.empty:
+        return {}
+    return {"loss_curves": curves(table, "loss", log=True),
+            "accuracy_curves": curves(table, "test_acc", log=False)}

@@ -136,5 +136,24 @@ def workload_for_family(family: str) -> Workload | None:
     return None
 
 
-__all__ = ["WORKLOADS", "OnPoint", "SweepWorkload", "Workload", "sweep_workload", "workload",
-           "workload_for_family", "workload_of_trial"]
+def load_training_dataset(name: str, options: dict[str, Any], field: str, task: str,
+                          data_type: type) -> Any:
+    """The zoo dataset a sweep names at ``field`` (e.g. ``training.datasets.0``), of type
+    ``data_type``; a zoo error names ``field`` instead of the top-level ``dataset``."""
+    from faultlab.errors import SpecError
+    from faultlab.spec import DatasetSpec
+    from faultlab.workers.zoo import load_dataset
+
+    try:
+        data = load_dataset(DatasetSpec(name=name, options=options), task=task)
+    except SpecError as exc:
+        raise SpecError(exc.field.replace("dataset", field, 1), exc.problem,
+                        exc.allowed) from None
+    if not isinstance(data, data_type):
+        raise SpecError(f"{field}.name", f"must be a{'n' if task[0] in 'aeiou' else ''} "
+                        f"{task} dataset")
+    return data
+
+
+__all__ = ["WORKLOADS", "OnPoint", "SweepWorkload", "Workload", "load_training_dataset",
+           "sweep_workload", "workload", "workload_for_family", "workload_of_trial"]
