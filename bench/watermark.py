@@ -21,11 +21,14 @@ Prints tables and, last, one JSON line with
   seeds fail verification while test accuracy drops < 5 points (null: not broken in the sweep);
   ``residual_wm_acc`` — watermark accuracy left at the strongest in-budget strength.
 
-Run: ``python bench/watermark.py`` (a few minutes on 2 cores; one torch thread).
+Run: ``python bench/watermark.py [--device cuda]`` (a few minutes on 2 cores; one torch
+thread). ``--device`` moves each campaign's context there first, as a Ray worker on that device
+does (``WatermarkEngine.to_device``); the default, ``cpu``, runs the reference loop unchanged.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -36,6 +39,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from faultlab.report import Report
+from faultlab.spec import parse_spec
+from faultlab.workers import get_engine
+from faultlab.workers.engine import TrialRecord, configure_device
 from faultlab.workers.local import run_local
 
 MAIN = {
@@ -115,14 +122,37 @@ def residual_watermark(
     return out
 
 
+def run_on(spec: dict[str, Any], device: torch.device) -> tuple[Report, list[TrialRecord]]:
+    """The reference loop (``run_local``) with the campaign's context on ``device`` first."""
+    if device.type == "cpu":
+        return run_local(spec)
+    parsed = parse_spec(spec)
+    engine = get_engine(parsed.kind)
+    engine.validate(parsed)
+    prepared = engine.prepare(parsed)
+    configure_device(device, parsed.execution.allow_tf32)
+    context = engine.to_device(prepared.context, device)
+    records: list[TrialRecord] = []
+    round_index = 0
+    while trials := engine.plan(parsed, prepared.meta, round_index, list(records)):
+        pairs = engine.keyed(parsed, prepared.meta, trials)
+        results = engine.run_shard(context, [t for _, t in pairs])
+        records += [TrialRecord(k, t, r) for (k, t), r in zip(pairs, results, strict=True)]
+        round_index += 1
+    return engine.aggregate(parsed, prepared.meta, records), records
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="where the shards run (cpu, cuda)")
+    device = torch.device(parser.parse_args().device)
     torch.set_num_threads(1)  # tiny CNNs: one thread beats two contended ones
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="faultlab-bench-wm-") as home:
         os.environ["FAULTLAB_HOME"] = home
-        report, _ = run_local(MAIN)
+        report, _ = run_on(MAIN, device)
         main_seconds = time.perf_counter() - started
         show(report.tables["embeddings"])
         show(report.tables["calibration"])
@@ -130,7 +160,7 @@ def main() -> None:
                                           "test_acc_drop", "verified_rate", "p_value_max"])
         show(report.tables["break_points"],
              ["scheme", "attack", "break_strength", "seed_break_strengths"])
-        shapes, _ = run_local(SHAPES)
+        shapes, _ = run_on(SHAPES, device)
         show(shapes.tables["embeddings"])
         show(shapes.tables["cells"], ["attack", "strength", "wm_acc", "test_acc", "p_value"])
         with tempfile.TemporaryDirectory(prefix="faultlab-bench-wm-reuse-") as reuse_home:
@@ -138,7 +168,7 @@ def main() -> None:
 
             os.environ["FAULTLAB_HOME"] = reuse_home
             cache.forget_memory()
-            reuse, _ = run_local(REUSE)
+            reuse, _ = run_on(REUSE, device)
             log_lines = cache.log_path().read_text().splitlines()
         os.environ["FAULTLAB_HOME"] = home
     summary = report.summary
@@ -189,6 +219,7 @@ def main() -> None:
         "main_seconds": round(main_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "torch_threads": 1,
+        "device": str(device),
     }
     print(json.dumps(result))
 

@@ -1,10 +1,13 @@
 """GPU paths: the campaign context on the task's GPU, TF32 off by default, batched faults on
 the GPU (weights, activations, PyG graphs) agreeing trial by trial with the CPU sequential path,
 sparsity cells transformed and timed on the GPU, sampling's improve cycle behind the device
-boundary. Skipped where CUDA is absent."""
+boundary, a watermark campaign embedded and attacked on the GPU agreeing with the CPU, a
+training campaign of each workload trained on the GPU agreeing with the CPU. Skipped where CUDA
+is absent."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -124,3 +127,143 @@ def test_sampling_improve_cycle_runs_on_the_gpu() -> None:
     for result in engine.run_shard(moved, trials):
         assert [row["iteration"] for row in result["rows"]] == [0, 1]
         assert all(0.0 <= row["estimate"] <= 1.0 for row in result["rows"])
+
+
+#: Every watermark attack at one mid strength (training attacks: one epoch).
+WATERMARK_ATTACKS = {"bandstop": 0.2, "bitflip": 1e-5, "blur": 0.8, "distill": 1,
+                     "fine_prune": 0.5, "ftal": 1, "ftll": 1, "gaussian_noise": 0.1,
+                     "input_quantization": 3, "jpeg": 30, "lowpass": 0.5, "prune": 0.6,
+                     "rtal": 1, "rtll": 1, "weight_noise": 0.4, "weight_quantization": 4}
+
+
+def watermark_on(device: torch.device, home: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small watermark campaign (every trial type, every attack) run on the CPU context and on
+    the context moved to ``device``, each in its own fresh cache so the embeddings are computed
+    on that device; checks placement and that both agree on the outcome classes."""
+    from faultlab.workers.engine import TrialRecord
+    from faultlab.workers.watermark import cache
+    from faultlab.workers.watermark.engine import WatermarkEngine
+    from faultlab.workers.watermark.runs import WatermarkContext, watermarked
+
+    engine = WatermarkEngine()
+    spec = parse_spec({"kind": "watermark", "seed": 0,
+                       "model": {"name": "digits_cnn", "options": {"epochs": 5}},
+                       "dataset": {"name": "digits"},
+                       "watermark": {"schemes": [{"name": "frequency"}, {"name": "adi"}],
+                                     "seeds": 1, "trigger_size": 50, "embed": {"epochs": 10},
+                                     "sensitivity": {"probe_size": 32, "repeats": 1},
+                                     "verification": {"null_models": 1},
+                                     "attacks": [{"name": n, "strengths": [s],
+                                                  **({"params": {"epochs": 1}}
+                                                     if n == "fine_prune" else {})}
+                                                 for n, s in WATERMARK_ATTACKS.items()]}})
+    prepared = engine.prepare(spec)
+    moved: WatermarkContext = engine.to_device(prepared.context, device)
+    held = [moved.data.x_train, moved.data.y_train, moved.data.x_test, moved.data.y_test,
+            *(t for m, _ in moved.base.values() for t in (*m.parameters(), *m.buffers()))]
+    assert {t.device.type for t in held} == {device.type}
+    assert {p.device.type for m, _ in prepared.context.base.values()
+            for p in m.parameters()} == {"cpu"}  # the CPU context is not moved in place
+    reports, results = [], []
+    for name, ctx in [("cpu", prepared.context), ("device", moved)]:
+        monkeypatch.setenv("FAULTLAB_HOME", str(home / name))
+        cache.forget_memory()
+        records: list[TrialRecord] = []
+        round_index = 0
+        while trials := engine.plan(spec, prepared.meta, round_index, list(records)):
+            out = engine.run_shard(ctx, trials)
+            records += [TrialRecord(f"{round_index}-{i}", t, r)
+                        for i, (t, r) in enumerate(zip(trials, out, strict=True))]
+            round_index += 1
+        reports.append(engine.aggregate(spec, prepared.meta, records))
+        results.append(records)
+        embed = next(r.trial for r in records if r.trial["type"] == "embed")
+        model, key, _ = watermarked(ctx, embed)
+        assert {p.device.type for p in model.parameters()} == {ctx.data.x_train.device.type}
+        assert key.triggers.device == key.labels.device == ctx.data.x_train.device
+    cpu, on_device = results
+    assert [r.trial for r in cpu] == [r.trial for r in on_device]
+    assert all(r.result.get("embed_source") != "disk" for r in on_device)
+    close = [abs(a.result["test_correct"] - b.result["test_correct"]) <= 0.05 * a.result["test_n"]
+             for a, b in zip(cpu, on_device, strict=True) if "test_correct" in a.result]
+    assert sum(close) >= 0.9 * len(close), close
+    embeds = [report.tables["embeddings"]["verified"].tolist() for report in reports]
+    assert embeds[0] == embeds[1] and all(embeds[0])
+    cells = [report.tables["cells"]["verified"].tolist() for report in reports]
+    # GPU and CPU kernels round differently: ownership decisions agree, match counts need not
+    agree = sum(a == b for a, b in zip(*cells, strict=True))
+    assert len(cells[0]) == 2 * len(WATERMARK_ATTACKS) and agree >= 0.8 * len(cells[0])
+
+
+def test_watermark_shard_runs_on_the_gpu_and_agrees_with_the_cpu(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_device(CUDA, allow_tf32=False)
+    watermark_on(CUDA, tmp_path, monkeypatch)
+
+
+
+#: Relative tolerances (step-0 loss, final loss) of a device cell against its CPU run: graph
+#: and hyperspectral CNN cells start from the same weights, split and draws, so their step-0
+#: losses agree to rounding; image cells' first point is an epoch's mean; the GAN's
+#: discriminator has dropout, drawn by the device's own generator (its final loss: finite).
+TRAINING_TOLERANCES = {"graph": (1e-4, 0.05), "cnn": (1e-4, 0.1), "image": (0.1, 0.25),
+                       "gan": (0.25, math.inf), "gan_crf": (0.25, math.inf)}
+
+
+def training_on(device: torch.device) -> None:
+    """A small campaign of each training workload (graph GNNs, image CNNs with MoEx / mixup /
+    CutMix and a gated frequency input, hyperspectral CNN / GAN / GAN + CRF) run on the CPU
+    context and on the context moved to ``device``: the data move (the CPU context does not),
+    every module a cell runs has its weights and inputs on ``device``, the records keep their
+    shape, values agree with the CPU's up to GPU rounding (:data:`TRAINING_TOLERANCES`), and
+    the checkpoints are CPU tensors that load into the cell's ``training:<family>`` model on
+    the CPU (what ``model: {from_campaign}`` does)."""
+    from safetensors.torch import load as load_safetensors
+
+    from faultlab.workers.training.engine import TrainingEngine
+    from faultlab.workers.training.workloads import workload_of_trial
+    from tests.workers.training.test_device import SPECS, context_tensors
+
+    engine, seen = TrainingEngine(), set()
+
+    def placement(module: torch.nn.Module, args: Any) -> None:
+        seen.update(t.device.type for t in (*module.parameters(recurse=False), *args)
+                    if isinstance(t, torch.Tensor))
+
+    for name, raw in SPECS.items():
+        spec = parse_spec(raw)
+        prepared = engine.prepare(spec)
+        moved = engine.to_device(prepared.context, device)
+        assert {t.device.type for t in context_tensors(moved).values()} == {device.type}
+        trials = engine.plan(spec, prepared.meta, 0, [])
+        cpu = engine.run_shard(prepared.context, trials)
+        seen.clear()
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(placement)
+        try:
+            there = engine.run_shard(moved, trials)
+        finally:
+            handle.remove()
+        assert seen == {device.type}, (name, seen)
+        assert {t.device.type for t in context_tensors(prepared.context).values()} == {"cpu"}
+        for trial, a, b in zip(trials, cpu, there, strict=True):
+            assert b["status"] == a["status"] != "error" and b["steps"] == a["steps"], (name, b)
+            assert sorted(b) == sorted(a) and b["curve"]["step"] == a["curve"]["step"]
+            first, final = TRAINING_TOLERANCES[
+                trial["variant"]["name"] if name == "hyperspectral" else name]
+            start_a, start_b = a["curve"]["loss"][0], b["curve"]["loss"][0]
+            assert abs(start_a - start_b) <= first * max(1.0, abs(start_a)), (trial, a, b)
+            assert math.isfinite(b["final_loss"])
+            assert abs(a["final_loss"] - b["final_loss"]) <= final * max(1.0, a["final_loss"])
+            state = load_safetensors(b["checkpoint"])
+            assert {t.device.type for t in state.values()} == {"cpu"}
+            method, ref = workload_of_trial(trial), workload_of_trial(trial).reference(trial)
+            data = (prepared.context.graphs[trial["dataset"]] if name == "graph" else
+                    prepared.context.datasets[trial["dataset"]] if name == "image" else None)
+            model = method.build_model(ref["name"].split(":", 1)[1], ref["options"], data,
+                                       "model")
+            model.load_state_dict(state)  # a device cell's checkpoint, loaded on the CPU
+
+
+def test_training_shards_run_on_the_gpu_and_agree_with_the_cpu() -> None:
+    configure_device(CUDA, allow_tf32=False)
+    training_on(CUDA)

@@ -11,6 +11,10 @@ at a linear rate, ``L(θ_t) − L* ≤ (1 − ηλ)^t (L(θ_0) − L*)``, faster
 and depth, and nonlinear GNNs rank like their linearized versions; Wu et al. (ICML 2019) —
 SGC, ``softmax(S^K X W)`` with ``S^K X`` precomputed, matches a 2-layer GCN's accuracy at a
 fraction of its training time. See docs/training.md.
+
+Shards run on the task's device: :meth:`TrainingEngine.to_device` copies the context's data
+there once per worker (:mod:`~faultlab.workers.training.device`), and each cell builds its
+model on the CPU under its seed, moves it to its data's device and trains there.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from faultlab.spec import CampaignSpec
 from faultlab.workers import progress
 from faultlab.workers.engine import Engine, Prepared, TrialRecord
 from faultlab.workers.training import analysis
+from faultlab.workers.training.device import context_on
 from faultlab.workers.training.loop import CURVE_KEYS, train_cell
 from faultlab.workers.training.params import TrainingDataset, TrainingParams
 from faultlab.workers.training.workloads import sweep_workload, workload_of_trial
@@ -122,6 +127,12 @@ class TrainingEngine(Engine[TrainingParams]):
                         for s in range(params.seeds)
                     ]
         return trials
+
+    def to_device(self, context: Any, device: torch.device) -> Any:
+        """The context's data (graphs, images or the hyperspectral scene) copied to
+        ``device``, once per worker (:func:`~faultlab.workers.training.device.context_on`; the
+        given context and the zoo's cached datasets are unchanged)."""
+        return context_on(context, device)
 
     def run_shard(self, context: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ctx: TrainingContext = context

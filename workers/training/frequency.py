@@ -30,8 +30,8 @@ CHANNELS = 3 * BLOCK * BLOCK
 COMPONENTS = ("Y", "Cb", "Cr")
 YCBCR = torch.tensor([[0.299, 0.587, 0.114],
                       [-0.168735892, -0.331264108, 0.5],
-                      [0.5, -0.418687589, -0.081312411]])
-YCBCR_OFFSET = torch.tensor([0.0, 0.5, 0.5])
+                      [0.5, -0.418687589, -0.081312411]], device="cpu")
+YCBCR_OFFSET = torch.tensor([0.0, 0.5, 0.5], device="cpu")
 
 
 def dct_matrix(n: int = BLOCK) -> torch.Tensor:
@@ -90,11 +90,12 @@ class FrequencyFront(nn.Module):
 
     def __init__(self, channels: int, gate: bool) -> None:
         super().__init__()
+        # Built on the CPU like every layer of a cell's model, then moved with it.
         self.register_buffer("dct", dct_matrix().float())
-        self.register_buffer("mean", torch.zeros(CHANNELS))
-        self.register_buffer("std", torch.ones(CHANNELS))
-        self.register_buffer("selected", torch.arange(channels))
-        self.gate_logits = nn.Parameter(torch.zeros(CHANNELS)) if gate else None
+        self.register_buffer("mean", torch.zeros(CHANNELS, device="cpu"))
+        self.register_buffer("std", torch.ones(CHANNELS, device="cpu"))
+        self.register_buffer("selected", torch.arange(channels, device="cpu"))
+        self.gate_logits = nn.Parameter(torch.zeros(CHANNELS, device="cpu")) if gate else None
         self.gating = False
         """While true (the gate phase), every channel passes, times its sampled gate."""
         self.temperature = 2.0 / 3.0
@@ -111,13 +112,17 @@ class FrequencyFront(nn.Module):
         return torch.sigmoid(self.gate_logits)
 
     def sample_gate(self) -> torch.Tensor:
-        """Hard gates with straight-through gradients of the binary-concrete relaxation."""
-        assert self.gate_logits is not None
+        """Hard gates with straight-through gradients of the binary-concrete relaxation. The
+        uniform noise is drawn on the CPU (by the generator the cell's ``torch.manual_seed``
+        seeds) and moved to the gate's device, as the CPU path draws it."""
+        logits = self.gate_logits
+        assert logits is not None
         if not self.training:
-            return (self.gate_logits >= 0).float()
-        u = torch.rand_like(self.gate_logits).clamp(1e-6, 1 - 1e-6)
+            return (logits >= 0).float()
+        u = torch.rand(logits.shape, dtype=logits.dtype, device="cpu").to(logits.device)
+        u = u.clamp(1e-6, 1 - 1e-6)
         noise = torch.log(u) - torch.log1p(-u)
-        soft = torch.sigmoid((self.gate_logits + noise) / self.temperature)
+        soft = torch.sigmoid((logits + noise) / self.temperature)
         return (soft > 0.5).float() + soft - soft.detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,11 +151,12 @@ def first_conv(model: nn.Module, in_channels: int) -> tuple[str, nn.Conv2d]:
 
 def narrow_first_conv(model: nn.Module, selected: torch.Tensor) -> None:
     """Replaces the input convolution (192 channels) by one reading only ``selected``,
-    with the trained weights of those channels."""
+    with the trained weights of those channels (on the convolution's device and dtype)."""
     name, conv = first_conv(model, CHANNELS)
     new = nn.Conv2d(len(selected), conv.out_channels, cast(Any, conv.kernel_size),
                     cast(Any, conv.stride), cast(Any, conv.padding), cast(Any, conv.dilation),
-                    conv.groups, conv.bias is not None)
+                    conv.groups, conv.bias is not None, device=conv.weight.device,
+                    dtype=conv.weight.dtype)
     with torch.no_grad():
         new.weight.copy_(conv.weight[:, selected])
         if conv.bias is not None and new.bias is not None:

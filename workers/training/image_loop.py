@@ -10,7 +10,10 @@ soft cross-entropy of the (mixed) targets, plus for a gated frequency input
 selected, the input convolution is narrowed to them, and training goes on (Xu et al., CVPR
 2020). One curve point per epoch (``step`` = epochs done): mean training loss, training
 accuracy of the batches' predictions against their original labels, validation and test
-accuracy (evaluation mode).
+accuracy (evaluation mode). A cell trains on its dataset's device: the model is initialised
+on the CPU and moved, the splits, batch orders and augmentations are drawn by the seeded
+numpy generator and moved, the checkpoint is saved as CPU tensors
+(:mod:`~faultlab.workers.training.device`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from faultlab.workers.training.device import checkpoint_bytes
 from faultlab.workers.training.frequency import FrequencyFront, narrow_first_conv
 from faultlab.workers.training.image_models import AdaptedCNN, build_image_model, input_values
 from faultlab.workers.training.loop import CURVE_KEYS, LIVE_INTERVAL_SECONDS
@@ -104,7 +107,7 @@ def _epoch(model: nn.Module, opt: torch.optim.Optimizer, pipeline: Pipeline,
     model.train()
     front = getattr(model, "front", None)
     gating = isinstance(front, FrequencyFront) and front.gating
-    order = torch.from_numpy(rng.permutation(len(x)))
+    order = torch.from_numpy(rng.permutation(len(x))).to(x.device)
     total, correct, seen = 0.0, 0, 0
     for i in range(0, len(x), batch):
         ids = order[i : i + batch]
@@ -131,13 +134,14 @@ def train_image_cell(data: ImageData, trial: dict[str, Any], on_point: OnPoint |
     """Trains one cell (see the module docstring); the result has the graph loop's shape."""
     variant, recipe, seed = trial["variant"], trial["recipe"], int(trial["seed"])
     spec = variant["input"]
-    rng = np.random.default_rng(seed)
-    train_ids, val_ids = _split(len(data.x_train), float(trial["val_fraction"]), rng)
+    rng, device = np.random.default_rng(seed), data.x_train.device
+    train_ids, val_ids = (torch.from_numpy(ids).to(device) for ids in
+                          _split(len(data.x_train), float(trial["val_fraction"]), rng))
     x, y = data.x_train[train_ids], data.y_train[train_ids]
     x_val, y_val = data.x_train[val_ids], data.y_train[val_ids]
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # initialised on the CPU, then moved: the same weights anywhere
     model = build_image_model(variant, data.input_shape, data.num_classes,
-                              "training.image.variants", training=True)
+                              "training.image.variants", training=True).to(device)
     front = model.front
     gate = isinstance(front, FrequencyFront) and front.gate_logits is not None
     start = time.perf_counter()
@@ -204,12 +208,11 @@ def _result(model: AdaptedCNN, data: ImageData, trial: dict[str, Any],
     }
     front = model.front
     if isinstance(front, FrequencyFront):
-        out["selected"] = [int(c) for c in front.selected]
+        out["selected"] = [int(c) for c in front.selected.cpu()]
         if front.gate_logits is not None:
             out["gate_probabilities"] = [round(float(p), 6)
-                                         for p in front.probabilities().detach()]
-    out["checkpoint"] = save_safetensors(
-        {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+                                         for p in front.probabilities().detach().cpu()]
+    out["checkpoint"] = checkpoint_bytes(model)
     return out
 
 

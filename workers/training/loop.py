@@ -10,7 +10,9 @@ that step's forward pass (no dropout: the training forward is the evaluation for
 Wall time starts before ``model.precompute``: SGC's ``S^K X`` (Wu et al., ICML 2019) is
 part of its training time. Training is deterministic in the seed (model initialisation
 under ``torch.manual_seed(seed)``; the labelled nodes from a generator seeded with it) at a
-fixed intra-op thread count.
+fixed intra-op thread count. A cell trains on its graph's device: the split is drawn on the
+CPU and moved, the model is initialised on the CPU and moved (the same weights everywhere),
+and the checkpoint is saved as CPU tensors (:mod:`~faultlab.workers.training.device`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from faultlab.workers.training.analysis import linear_rate
+from faultlab.workers.training.device import checkpoint_bytes
 from faultlab.workers.training.models import TrainableModel, build_variant
 from faultlab.workers.zoo import GraphData
 
@@ -50,15 +52,17 @@ def _take_per_class(pool: torch.Tensor, y: torch.Tensor, counts: dict[int, int],
     chosen = []
     for cls, count in counts.items():
         nodes = pool[y[pool] == cls]
-        chosen.append(nodes[torch.randperm(len(nodes), generator=gen)[:count]])
+        chosen.append(nodes[torch.randperm(len(nodes), generator=gen, device="cpu")[:count]])
     return torch.cat(chosen).sort().values
 
 
 def label_split(graph: GraphData, labels: dict[str, Any], seed: int) -> Split:
-    """The labelled nodes of one cell, drawn from the train split by the label rule."""
+    """The labelled nodes of one cell, drawn from the train split by the label rule (on the
+    CPU, from a generator seeded with ``seed``: the same nodes on every device), as node ids
+    on the graph's device."""
     data = graph.data
-    pool, y = graph.split("train"), data.y
-    gen = torch.Generator().manual_seed(seed)
+    pool, y = graph.split("train").cpu(), data.y.cpu()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     classes = [int(c) for c in torch.unique(y[pool])]
     if labels.get("per_class") is not None:
         counts = {c: int(labels["per_class"]) for c in classes}
@@ -69,16 +73,18 @@ def label_split(graph: GraphData, labels: dict[str, Any], seed: int) -> Split:
         labelled = _take_per_class(pool, y, counts, gen)
     elif labels.get("fraction") is not None:
         count = max(1, round(float(labels["fraction"]) * len(pool)))
-        labelled = pool[torch.randperm(len(pool), generator=gen)[:count]].sort().values
+        order = torch.randperm(len(pool), generator=gen, device="cpu")
+        labelled = pool[order[:count]].sort().values
     else:
         labelled = pool
     if getattr(data, "val_mask", None) is not None:
-        val = data.val_mask.nonzero().flatten()
+        val = data.val_mask.nonzero().flatten().cpu()
     else:
-        keep = torch.ones(data.num_nodes, dtype=torch.bool)
+        keep = torch.ones(data.num_nodes, dtype=torch.bool, device="cpu")
         keep[labelled] = False
         val = pool[keep[pool]]
-    return Split(labelled, val, graph.split("test"))
+    device = data.y.device
+    return Split(labelled.to(device), val.to(device), graph.split("test"))
 
 
 def _optimizer(model: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimizer:
@@ -157,8 +163,9 @@ def train_cell(
     points while it trains (throttled to one per :data:`LIVE_INTERVAL_SECONDS`)."""
     split = label_split(graph, recipe["labels"], seed)
     data = graph.data
-    torch.manual_seed(seed)
-    model = build_variant(variant, graph.num_features, graph.num_classes, cached=True)
+    torch.manual_seed(seed)  # initialised on the CPU, then moved: the same weights anywhere
+    model = build_variant(variant, graph.num_features, graph.num_classes, cached=True).to(
+        data.y.device)
     start = time.perf_counter()
     inputs = model.precompute(data.x, data.edge_index)
     precompute = time.perf_counter() - start
@@ -227,8 +234,7 @@ def _result(model: TrainableModel, inputs: tuple[torch.Tensor, ...], y: torch.Te
         "precompute_seconds": precompute,
         "train_seconds": train_seconds,
         "curve": tracker.curve,
-        "checkpoint": save_safetensors(
-            {k: v.detach().contiguous() for k, v in model.state_dict().items()}),
+        "checkpoint": checkpoint_bytes(model),
     }
 
 

@@ -15,11 +15,16 @@ Trial results hold raw counts; ``aggregate`` does the statistics (``verify.py``)
 nulls, p-values, the false-claim rate on the null models, CIs over seeds, break points.
 Every result records where its watermarked model came from (``embed_source``), so a campaign
 proves that each (model, scheme, seed) was embedded once and reused across the sweep.
+
+Shards run on the task's device: :meth:`WatermarkEngine.to_device` moves the context there once
+per worker (``runs.context_on``); see ``runs.py`` for what may and may not depend on it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import torch
 
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
@@ -30,7 +35,7 @@ from faultlab.workers.watermark.attacks.base import ATTACKS
 from faultlab.workers.watermark.catalog import CHAIN
 from faultlab.workers.watermark.params import WatermarkParams, sweep
 from faultlab.workers.watermark.report import attack_labels, report_tables
-from faultlab.workers.watermark.runs import RUNNERS, WatermarkContext
+from faultlab.workers.watermark.runs import RUNNERS, WatermarkContext, context_on
 from faultlab.workers.watermark.schemes.base import SCHEMES
 from faultlab.workers.zoo import ImageData, build_model, load_dataset, trained_model
 
@@ -163,6 +168,13 @@ class WatermarkEngine(Engine[WatermarkParams]):
         }
 
     # ------------------------------------------------------------------ run
+
+    def to_device(self, context: Any, device: torch.device) -> Any:
+        """The data and every seed's trained model on ``device``, once per worker
+        (:func:`~faultlab.workers.watermark.runs.context_on`; the given context is unchanged).
+        Watermarked, attacked, null and fresh models are then built on that device by the
+        trials themselves."""
+        return context_on(context, device)
 
     def run_shard(self, context: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ctx: WatermarkContext = context

@@ -1,5 +1,9 @@
 """Image helpers of the watermark engine: 2-D Fourier components, radial frequency masks,
-and the imperceptibility metrics PSNR and SSIM."""
+and the imperceptibility metrics PSNR and SSIM.
+
+Every helper computes on the device of the images it is given; the constants it needs (masks,
+windows, frequency grids) are built on the CPU and moved there, so every device gets the very
+same constants and a GPU shard differs from a CPU one only by the rounding of its kernels."""
 
 from __future__ import annotations
 
@@ -33,18 +37,20 @@ def radial_fraction(
     u: int | torch.Tensor, v: int | torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
     """Radial frequency of ``(u, v)`` as a fraction of the largest one (the corner, 0.5√2
-    cycles per pixel)."""
-    fu = torch.as_tensor(u, dtype=torch.float32)
-    fv = torch.as_tensor(v, dtype=torch.float32)
+    cycles per pixel), on the device of ``u`` (the CPU for an int)."""
+    device = u.device if isinstance(u, torch.Tensor) else torch.device("cpu")
+    fu = torch.as_tensor(u, dtype=torch.float32, device=device)
+    fv = torch.as_tensor(v, dtype=torch.float32, device=device)
     fu = torch.where(fu > height / 2, fu - height, fu) / height
     fv = torch.where(fv > width / 2, fv - width, fv) / width
     return torch.sqrt(fu**2 + fv**2) / (0.5 * math.sqrt(2.0))
 
 
 def radial_grid(height: int, width: int) -> torch.Tensor:
-    """``height×width`` map of :func:`radial_fraction` in ``torch.fft.fft2`` layout."""
-    u = torch.arange(height)[:, None].expand(height, width)
-    v = torch.arange(width)[None, :].expand(height, width)
+    """``height×width`` map of :func:`radial_fraction` in ``torch.fft.fft2`` layout, on the
+    CPU (masks built from it are moved to the images' device)."""
+    u = torch.arange(height, device="cpu")[:, None].expand(height, width)
+    v = torch.arange(width, device="cpu")[None, :].expand(height, width)
     return radial_fraction(u, v, height, width)
 
 
@@ -52,9 +58,11 @@ def cosine_patterns(
     height: int, width: int, freqs: torch.Tensor, phases: torch.Tensor
 ) -> torch.Tensor:
     """``cos(2π(u·y/H + v·x/W) + φ)``: ``freqs`` is ``F×2`` (u, v), ``phases`` ``...×F``;
-    the result is ``...×F×H×W``."""
-    y = torch.arange(height, dtype=torch.float32)[:, None]
-    x = torch.arange(width, dtype=torch.float32)[None, :]
+    the result is ``...×F×H×W``, on the device of ``phases``."""
+    device = phases.device
+    y = torch.arange(height, dtype=torch.float32, device=device)[:, None]
+    x = torch.arange(width, dtype=torch.float32, device=device)[None, :]
+    freqs = freqs.to(device)
     arg = 2 * math.pi * (
         freqs[:, 0, None, None].float() * y / height + freqs[:, 1, None, None].float() * x / width
     )
@@ -63,9 +71,9 @@ def cosine_patterns(
 
 def filter_frequencies(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Keeps the 2-D Fourier components of ``x`` (``N×C×H×W``) where ``keep`` (``H×W``,
-    fft2 layout) is true, per channel."""
+    fft2 layout, moved to ``x``'s device) is true, per channel."""
     spectrum = torch.fft.fft2(x)
-    return torch.fft.ifft2(spectrum * keep.to(spectrum.dtype)).real
+    return torch.fft.ifft2(spectrum * keep.to(spectrum.device, spectrum.dtype)).real
 
 
 def psnr(reference: torch.Tensor, image: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -84,10 +92,11 @@ def ssim(reference: torch.Tensor, image: torch.Tensor, data_range: float) -> tor
     """
     _, channels, height, width = reference.shape
     radius = max(1, min(5, (min(height, width) - 1) // 2))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device="cpu")
     g = torch.exp(-(offsets**2) / (2 * 1.5**2))
     g = g / g.sum()
     window = (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
+    window = window.to(reference.device)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
         padded = F.pad(t, (radius, radius, radius, radius), mode="reflect")

@@ -9,6 +9,9 @@ task is measured as the mean KL divergence between the clean and perturbed predi
 distributions (a smooth measure; the top-1 accuracy drop is recorded beside it). Inputs are not
 clipped: the map measures the model's response to the frequency itself. The log-damages are then
 clustered with scikit-learn's K-means; clusters are ranked from least (0) to most sensitive.
+
+The probes run on the device of the model and images; the random phases are drawn on the CPU and
+moved there, so every device probes with the same perturbations.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def analyse(
 
     model.eval()
     n, channels, height, width = x.shape
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     clean_log_p = _probabilities(model, x)
     clean_p = clean_log_p.exp()
     clean_acc = float((clean_log_p.argmax(1) == y).float().mean())
@@ -96,8 +99,9 @@ def analyse(
     p_rep = clean_p.repeat(repeats, 1)
     log_p_rep = clean_log_p.repeat(repeats, 1)
     for u, v in freqs:
-        phases = torch.rand(n * repeats, channels, 1, generator=gen) * 2 * math.pi
-        pattern = cosine_patterns(height, width, torch.tensor([[u, v]]), phases)[:, :, 0]
+        phases = torch.rand(n * repeats, channels, 1, generator=gen, device="cpu") * 2 * math.pi
+        freq = torch.tensor([[u, v]], device="cpu")
+        pattern = cosine_patterns(height, width, freq, phases.to(x.device))[:, :, 0]
         rms = pattern.pow(2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-6)
         log_q = _probabilities(model, x_rep + epsilon * pattern / rms)
         kl = (p_rep * (log_p_rep - log_q)).sum(1)

@@ -5,7 +5,10 @@ GAN on the labelled patches and every other pixel's (unlabelled) patch, and clas
 its discriminator; ``gan_crf`` trains the same GAN (same seed: the same weights) and refines
 its probability map with the dense CRF. Each cell records OA, AA and κ on the test pixels
 (every ground-truth pixel not labelled), the per-class accuracies and the classification map;
-``gan_crf`` also records the figures before the CRF.
+``gan_crf`` also records the figures before the CRF. A cell computes on the device of its
+prepared scene's patches (:mod:`~faultlab.workers.training.device`): the split is drawn by
+numpy and moved, the probability map comes back to the CPU for scoring and the CRF runs on
+the device.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class PreparedScene:
     def of(cls, scene: HyperspectralScene, patch: int,
            components: int | None = None) -> PreparedScene:
         cube = scene_tensor(reduced(scene.cube, components))
-        pixels = torch.arange(scene.labels.size)
+        pixels = torch.arange(scene.labels.size, device="cpu")  # prepared on the CPU
         return cls(scene, cube, extract_patches(cube, pixels, patch))
 
 
@@ -85,8 +88,10 @@ def run_cell(prepared: PreparedScene, params: HyperspectralParams, model: str,
     training loss (the GAN's: the discriminator's) after every step."""
     scene, classes = prepared.scene, prepared.scene.num_classes
     split = few_label_split(scene, labels_per_class, seed)
-    x_lab = prepared.patches[split.labelled]
-    y_lab = torch.from_numpy(scene.labels.ravel()[split.labelled])
+    device = prepared.patches.device
+    labelled = torch.from_numpy(split.labelled).to(device)
+    x_lab = prepared.patches[labelled]
+    y_lab = torch.from_numpy(scene.labels.ravel()[split.labelled]).to(device)
     start = time.perf_counter()
     extra: dict[str, Any] = {}
     classifier: SpectralSpatialNet
@@ -94,20 +99,21 @@ def run_cell(prepared: PreparedScene, params: HyperspectralParams, model: str,
         classifier = train_cnn(x_lab, y_lab, classes, width=params.width, epochs=params.epochs,
                                lr=params.lr, seed=seed, on_step=on_step)
     else:
-        gan = train_gan(x_lab, y_lab, prepared.patches[split.unlabelled], classes,
+        unlabelled = prepared.patches[torch.from_numpy(split.unlabelled).to(device)]
+        gan = train_gan(x_lab, y_lab, unlabelled, classes,
                         width=params.width, epochs=params.epochs, lr=params.lr,
                         batch=params.batch, latent=params.latent, seed=seed, on_step=on_step)
         classifier = gan.discriminator
         extra = {"loss_d": gan.loss_d, "loss_g": gan.loss_g}
     train_seconds = time.perf_counter() - start
-    probs = class_probabilities(classifier, prepared.patches, classes).numpy()
+    probs = class_probabilities(classifier, prepared.patches, classes).cpu().numpy()
     if model == "gan_crf":
         before = _score(prepared, probs, split.test)
         extra.update({f"before_crf_{k}": before[k] for k in ("oa", "aa", "kappa")})
         start = time.perf_counter()
         height, width = scene.labels.shape
         probs = crf.refine(probs.reshape(height, width, classes), scene.cube,
-                           params.crf).reshape(-1, classes)
+                           params.crf, device).reshape(-1, classes)
         extra["crf_seconds"] = time.perf_counter() - start
     scores = _score(prepared, probs, split.test)
     result = {"status": "ok", **scores, **extra, "labelled": int(len(split.labelled)),

@@ -84,7 +84,7 @@ def class_probabilities(model: SpectralSpatialNet, patches: torch.Tensor, classe
     model.eval()
     with torch.no_grad():
         out = torch.cat([torch.softmax(model(patches[i:i + chunk])[:, :classes], dim=1)
-                         for i in range(0, len(patches), chunk)])
+                         for i in range(0, len(patches), chunk)])  # on the patches' device
     model.train(was_training)
     return out
 
@@ -93,10 +93,11 @@ def train_cnn(patches: torch.Tensor, labels: torch.Tensor, classes: int, *, widt
               epochs: int, lr: float, seed: int,
               on_step: OnStep | None = None) -> SpectralSpatialNet:
     """The baseline: full-batch Adam on the labelled patches' cross-entropy for ``epochs``
-    steps, a random square symmetry of the patches per step."""
+    steps, a random square symmetry of the patches per step. Trains on the patches' device
+    (the model initialised on the CPU, then moved; the symmetries drawn on the CPU)."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = SpectralSpatialNet(classes, width)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    model = SpectralSpatialNet(classes, width).to(patches.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     for step in range(epochs):

@@ -68,9 +68,10 @@ def spectral_features(cube: np.ndarray, components: int) -> torch.Tensor:
     return torch.from_numpy(scores).float()
 
 
-def positions(height: int, width: int) -> torch.Tensor:
-    """(N, 2) row, column of each pixel (row-major)."""
-    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+def positions(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 2) row, column of each pixel (row-major), on ``device``."""
+    rows, cols = torch.meshgrid(torch.arange(height, device=device),
+                                torch.arange(width, device=device), indexing="ij")
     return torch.stack([rows.flatten(), cols.flatten()], dim=1).float()
 
 
@@ -78,7 +79,8 @@ class DenseKernel:
     """``K = w₁ G(p / θ_γ) + w₂ G([p / θ_α, s / θ_β])`` with ``G(f)_ij = exp(−|f_i − f_j|²/2)``.
 
     Up to :data:`STORED_PIXELS` pixels the N × N matrix is built once and kept; above, it is
-    recomputed in row blocks of ``block`` at every product (never stored whole)."""
+    recomputed in row blocks of ``block`` at every product (never stored whole). It lives on
+    the device of ``pos`` (``spectral`` must be there too)."""
 
     def __init__(self, pos: torch.Tensor, spectral: torch.Tensor, p: CrfParams,
                  block: int = 2048) -> None:
@@ -87,7 +89,7 @@ class DenseKernel:
             (p.bilateral_weight, torch.cat([pos / p.theta_position,
                                             spectral / p.theta_spectral], dim=1)),
         ) if w > 0]
-        self.size = len(pos)
+        self.size, self.device = len(pos), pos.device
         self.block = block
         self.stored = (self._rows(0, self.size) if self.terms and self.size <= STORED_PIXELS
                        else None)
@@ -98,7 +100,7 @@ class DenseKernel:
 
     def _rows(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of K."""
-        out = torch.zeros(stop - start, self.size)
+        out = torch.zeros(stop - start, self.size, device=self.device)
         for weight, feats in self.terms:
             rows = feats[start:stop]
             d2 = (rows ** 2).sum(1)[:, None] + (feats ** 2).sum(1)[None, :] - 2.0 * rows @ feats.T
@@ -116,7 +118,7 @@ class DenseKernel:
 
     def total(self) -> float:
         """``Σ_ij K_ij`` (the constant of the Potts term)."""
-        return float(self.matmul(torch.ones(self.size, 1)).sum())
+        return float(self.matmul(torch.ones(self.size, 1, device=self.device)).sum())
 
 
 def free_energy(q: torch.Tensor, unary: torch.Tensor, kernel: DenseKernel) -> float:
@@ -146,15 +148,17 @@ def mean_field(probabilities: torch.Tensor, kernel: DenseKernel, iterations: int
     return q
 
 
-def refine(probabilities: np.ndarray, cube: np.ndarray, p: CrfParams) -> np.ndarray:
+def refine(probabilities: np.ndarray, cube: np.ndarray, p: CrfParams,
+           device: torch.device | str = "cpu") -> np.ndarray:
     """CRF-refined (H, W, L) probabilities of the (H, W, L) map ``probabilities`` of the
-    scene ``cube`` (H, W, B)."""
+    scene ``cube`` (H, W, B); the kernel and the mean-field updates are computed on
+    ``device`` (the spectral PCA on the CPU)."""
     height, width, classes = probabilities.shape
-    kernel = DenseKernel(positions(height, width), spectral_features(cube, p.spectral_components),
-                         p)
-    q = mean_field(torch.from_numpy(probabilities.reshape(-1, classes)).float(), kernel,
-                   p.iterations)
-    return q.numpy().reshape(height, width, classes)
+    spectral = spectral_features(cube, p.spectral_components).to(device)
+    kernel = DenseKernel(positions(height, width, device), spectral, p)
+    q = mean_field(torch.from_numpy(probabilities.reshape(-1, classes)).float().to(device),
+                   kernel, p.iterations)
+    return q.cpu().numpy().reshape(height, width, classes)
 
 
 __all__ = ["DenseKernel", "free_energy", "mean_field", "positions", "refine",

@@ -86,19 +86,22 @@ def train_gan(labelled: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Te
               seed: int, on_step: OnStep | None = None) -> GanTraining:
     """``epochs`` alternating steps (one discriminator, one generator step) with Adam
     (β₁ = 0.5): every labelled patch and ``batch`` unlabelled and generated ones per step,
-    a random square symmetry applied to the real patches; ``on_step`` gets ``L_D``."""
+    a random square symmetry applied to the real patches; ``on_step`` gets ``L_D``. Trains on
+    the patches' device: both networks are initialised on the CPU and moved; the picks,
+    symmetries and noise ``z`` are drawn by a CPU generator and moved (the same on every
+    device)."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen, device = torch.Generator(device="cpu").manual_seed(seed), labelled.device
     bands, patch = labelled.shape[2], labelled.shape[3]
-    disc = SpectralSpatialNet(classes + 1, width, discriminator=True)
-    generator = SpectralSpatialGenerator(latent, bands, patch, width)
+    disc = SpectralSpatialNet(classes + 1, width, discriminator=True).to(device)
+    generator = SpectralSpatialGenerator(latent, bands, patch, width).to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    loss_d = loss_g = torch.zeros(())
+    loss_d = loss_g = torch.zeros((), device=device)
     for step in range(epochs):
-        pick = torch.randint(len(unlabelled), (batch,), generator=gen)
-        unl = augment(unlabelled[pick], gen)
-        z = torch.randn(batch, latent, generator=gen)
+        pick = torch.randint(len(unlabelled), (batch,), generator=gen, device="cpu")
+        unl = augment(unlabelled[pick.to(device)], gen)
+        z = torch.randn(batch, latent, generator=gen, device="cpu").to(device)
         fake = generator(z)
         opt_d.zero_grad()
         loss_d = discriminator_loss(disc(augment(labelled, gen)), labels, disc(unl),

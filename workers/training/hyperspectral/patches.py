@@ -25,10 +25,10 @@ def extract_patches(cube: torch.Tensor, pixels: torch.Tensor | np.ndarray,
     the patch radius)."""
     radius = patch // 2
     _, height, width = cube.shape
-    idx = torch.as_tensor(pixels, dtype=torch.long)
+    idx = torch.as_tensor(pixels, dtype=torch.long, device=cube.device)
     mode = "reflect" if radius < min(height, width) else "replicate"
     padded = torch.nn.functional.pad(cube[None], (radius,) * 4, mode=mode)[0]
-    offsets = torch.arange(patch)
+    offsets = torch.arange(patch, device=cube.device)
     rows = (idx // width)[:, None, None] + offsets[None, :, None]
     cols = (idx % width)[:, None, None] + offsets[None, None, :]
     out = padded[:, rows, cols]  # (B, n, P, P)
@@ -37,10 +37,11 @@ def extract_patches(cube: torch.Tensor, pixels: torch.Tensor | np.ndarray,
 
 def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A random spatial symmetry (one of the 8 of the square) per call, the same for the
-    whole batch: flips and quarter turns keep a patch's class."""
-    turns = int(torch.randint(4, (1,), generator=gen))
+    whole batch: flips and quarter turns keep a patch's class. ``gen`` (a CPU generator)
+    draws it, whatever device ``batch`` is on."""
+    turns = int(torch.randint(4, (1,), generator=gen, device=gen.device))
     out = torch.rot90(batch, turns, dims=(3, 4))
-    if int(torch.randint(2, (1,), generator=gen)):
+    if int(torch.randint(2, (1,), generator=gen, device=gen.device)):
         out = torch.flip(out, dims=(4,))
     return out
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, ValidationError
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from faultlab.errors import SpecError
 from faultlab.hashing import digest
 from faultlab.spec import StrictModel
+from faultlab.workers.training.device import checkpoint_bytes
 from faultlab.workers.training.hyperspectral.cell import PreparedScene, run_cell
 from faultlab.workers.training.hyperspectral.cnn3d import SpectralSpatialNet
 from faultlab.workers.training.hyperspectral.loaders import load_public_scene
@@ -123,11 +123,10 @@ def train_trial(ctx: HsiContext, trial: dict[str, Any], on_point: Any) -> dict[s
     curve = _Curve(ctx.params.epochs, ctx.curve_points, on_point)
     outcome = run_cell(ctx.prepared, ctx.params, trial["variant"]["name"],
                        int(trial["recipe"]["labels_per_class"]), int(trial["seed"]), curve)
-    state = {k: v.detach().contiguous() for k, v in outcome.classifier.state_dict().items()}
     return {**outcome.result, "status": "completed", "test_acc": outcome.result["oa"],
             "steps": ctx.params.epochs, "final_loss": curve.losses[-1],
             "curve": {"step": curve.steps, "loss": curve.losses},
-            "checkpoint": save_safetensors(state)}
+            "checkpoint": checkpoint_bytes(outcome.classifier)}
 
 
 class HsiModelOptions(StrictModel):

@@ -61,11 +61,13 @@ def mix_targets(target: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.T
     return lam * target + (1.0 - lam) * target[perm]
 
 
-def permutation(n: int, rng: np.random.Generator) -> torch.Tensor:
-    """A random partner index per sample (a permutation of ``0..n-1``)."""
+def permutation(n: int, rng: np.random.Generator, device: torch.device | None = None
+                ) -> torch.Tensor:
+    """A random partner index per sample (a permutation of ``0..n-1``), drawn by the cell's
+    numpy generator (the same on every device) and put on ``device`` (the batch's)."""
     import torch
 
-    return torch.from_numpy(rng.permutation(n))
+    return torch.from_numpy(rng.permutation(n)).to(device)
 
 
 class Pipeline:

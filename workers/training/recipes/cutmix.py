@@ -48,7 +48,7 @@ class CutMix(Augmentation):
         if rng.random() >= params.probability:
             return x, target
         lam = float(rng.beta(params.alpha, params.alpha))
-        perm = permutation(len(x), rng)
+        perm = permutation(len(x), rng, x.device)
         height, width = x.shape[-2:]
         top, bottom, left, right = box(height, width, lam, rng)
         out = x.clone()

@@ -36,7 +36,7 @@ class Mixup(Augmentation):
         if rng.random() >= params.probability:
             return x, target
         lam = float(rng.beta(params.alpha, params.alpha))
-        perm = permutation(len(x), rng)
+        perm = permutation(len(x), rng, x.device)
         return lam * x + (1.0 - lam) * x[perm], mix_targets(target, perm, lam)
 
 

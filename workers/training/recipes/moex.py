@@ -125,7 +125,7 @@ class MoEx(Augmentation):
         state.pending = None
         if rng.random() >= params.probability:
             return x, target
-        perm = permutation(len(x), rng)
+        perm = permutation(len(x), rng, x.device)
         state.pending = perm
         return x, mix_targets(target, perm, params.lam)
 

@@ -66,11 +66,14 @@ def fine_tune(
     name, layer = head
     if reinitialise:
         gen = ctx.generator(21)
-        fresh = nn.Linear(layer.in_features, ctx.num_classes, bias=layer.bias is not None)
+        # Initialised on the CPU from the CPU generator, then moved: the same head everywhere.
+        fresh = nn.Linear(layer.in_features, ctx.num_classes, bias=layer.bias is not None,
+                          device="cpu")
         bound = 1.0 / layer.in_features**0.5  # nn.Linear's default uniform init, seeded
         fresh.weight.data.uniform_(-bound, bound, generator=gen)
         if fresh.bias is not None:
             fresh.bias.data.uniform_(-bound, bound, generator=gen)
+        fresh = fresh.to(layer.weight.device, layer.weight.dtype)
         set_submodule(model, name, fresh)
         layer = fresh
     x, y = ctx.attacker_data()

@@ -44,5 +44,6 @@ def bandstop(
     _, height, width = ctx.data.input_shape
     keep = (radial_grid(height, width) - params.center).abs() >= strength / 2
     keep[0, 0] = True  # the image mean is never part of a band
+    keep = keep.to(ctx.device)  # built on the CPU: the same mask on every device
     low, high = ctx.data_range
     return Attacked(model, lambda x: filter_frequencies(x, keep).clamp(low, high))

@@ -11,6 +11,14 @@ is one file, registered in :data:`ATTACKS` under the name of its file with its `
 follow the removal-attack taxonomy of the Watermark-Robustness-Toolbox (Lukas, Jiang, Li &
 Kerschbaum, "SoK: How robust is image classification deep neural network watermarking?",
 IEEE S&P 2022): input preprocessing, model modification, fine-tuning and retraining.
+
+**Devices.** An attack computes on the device of the model and data it is given (the shard's
+device, :meth:`AttackContext.device`): every tensor it creates names that device. Random draws
+are the exception: they come from CPU generators (:meth:`AttackContext.generator`) and are
+moved to the device afterwards, so an attack draws the same permutations, noise and initial
+weights on every worker and a shard's result depends on its device only through the floating
+point of the kernels (GPU and CPU kernels round differently; dropout masks during training come
+from the device's own seeded generator).
 """
 
 from __future__ import annotations
@@ -58,14 +66,22 @@ class AttackContext:
     def data_range(self) -> tuple[float, float]:
         return float(self.data.x_train.min()), float(self.data.x_train.max())
 
+    @property
+    def device(self) -> torch.device:
+        """Where the attack computes: the device of the data (the shard's device)."""
+        return self.data.x_train.device
+
     def generator(self, salt: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * salt)
+        """A CPU generator private to this attack, seed and purpose: draws are made on the CPU
+        and moved, so they are the same on every device."""
+        return torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + 7919 * salt)
 
     def attacker_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The attacker's labelled share of the training split (seeded)."""
         n = len(self.data.x_train)
         count = max(1, int(round(n * self.attacker_fraction)))
-        ids = torch.randperm(n, generator=self.generator(0))[:count]
+        ids = torch.randperm(n, generator=self.generator(0), device="cpu")[:count]
+        ids = ids.to(self.device)
         return self.data.x_train[ids], self.data.y_train[ids]
 
 
@@ -129,13 +145,14 @@ def train_epochs(
     temperature: float = 0.0,
 ) -> nn.Module:
     """Adam on the attacker's data. ``targets`` are labels, or probabilities (soft targets,
-    matched at ``temperature`` as in Hinton et al. 2015) when they are 2-D."""
+    matched at ``temperature`` as in Hinton et al. 2015) when they are 2-D. The batch order
+    is drawn on the CPU (``gen``) and moved to the data's device."""
     chosen = parameters if parameters is not None else model.parameters()
     params = [p for p in chosen if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     model.train(train_mode)
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
+        order = torch.randperm(len(x), generator=gen, device="cpu").to(x.device)
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
             out = model(x[idx])

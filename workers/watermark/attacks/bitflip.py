@@ -76,6 +76,6 @@ def bitflip(
         for bit in np.unique(bits[owner == which]):
             chosen = owner == which
             chosen &= bits == bit
-            index = torch.from_numpy(elements[chosen] - offsets[which])
+            index = torch.from_numpy(elements[chosen] - offsets[which]).to(raw.device)
             raw[index] = fault_model.apply_tensor(raw[index], {"bits": [int(bit)]}, _FP32)
     return Attacked(model)

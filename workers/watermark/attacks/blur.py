@@ -18,14 +18,15 @@ from faultlab.workers.watermark.catalog import AttackParams, Strength
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``N×C×H×W`` images."""
+    """Separable Gaussian blur of ``N×C×H×W`` images on their device (the kernel is built on
+    the CPU and moved: the same kernel everywhere)."""
     if sigma <= 0:
         return x
     channels, height, width = x.shape[1:]
     radius = max(1, min(math.ceil(3 * sigma), height - 1, width - 1))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device="cpu")
     kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
+    kernel = (kernel / kernel.sum()).to(x.device)
     padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)

@@ -60,7 +60,7 @@ def fine_prune(
         raise SpecError(f"{ctx.field}.name", "fine-pruning needs a model with an nn.Conv2d")
     conv = convs[-1]
     x, y = ctx.attacker_data()
-    total = torch.zeros(conv.out_channels)
+    total = torch.zeros(conv.out_channels, device=conv.weight.device)
 
     def record(_: nn.Module, __: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         total.add_(out.detach().relu().transpose(0, 1).flatten(1).mean(1) * len(out))
@@ -71,9 +71,11 @@ def fine_prune(
         for i in range(0, len(x), 512):
             model(x[i : i + 512])
     handle.remove()
-    pruned = torch.argsort(total)[: int(round(strength * conv.out_channels))]
-    keep = torch.ones(conv.out_channels)
-    keep[pruned] = 0.0
+    # Ranked on the CPU: dormant channels tie at exactly 0, and one sort orders ties alike
+    # whichever device measured the activations.
+    pruned = torch.argsort(total.cpu())[: int(round(strength * conv.out_channels))]
+    keep = torch.ones(conv.out_channels, device=conv.weight.device)
+    keep[pruned.to(keep.device)] = 0.0
     shape = (1, -1) + (1,) * (conv.weight.dim() - 2)
     conv.register_forward_hook(lambda _m, _i, out: out * keep.view(shape).to(out.dtype))
     train_epochs(

@@ -40,7 +40,8 @@ def gaussian_noise(
     gen = ctx.generator(11)
 
     def preprocess(x: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=gen) * strength
+        # Drawn on the CPU (the same noise on every device), then moved to the queries.
+        noise = torch.randn(x.shape, generator=gen, device="cpu").to(x.device) * strength
         return (x + noise).clamp(low, high)
 
     return Attacked(model, preprocess)

@@ -22,7 +22,7 @@ from torch import nn
 from faultlab.workers.watermark.attacks.base import ATTACKS, AttackContext, Attacked
 from faultlab.workers.watermark.catalog import AttackParams, Strength
 
-LUMINANCE = torch.tensor(
+LUMINANCE = torch.tensor(  # module constants: moved to the images' device where used
     [
         [16, 11, 10, 16, 24, 40, 51, 61],
         [12, 12, 14, 19, 26, 58, 60, 55],
@@ -34,6 +34,7 @@ LUMINANCE = torch.tensor(
         [72, 92, 95, 98, 112, 100, 103, 99],
     ],
     dtype=torch.float32,
+    device="cpu",
 )
 CHROMINANCE = torch.tensor(
     [
@@ -47,13 +48,15 @@ CHROMINANCE = torch.tensor(
         [99, 99, 99, 99, 99, 99, 99, 99],
     ],
     dtype=torch.float32,
+    device="cpu",
 )
 
 
 def dct_matrix(size: int = 8) -> torch.Tensor:
-    """Orthonormal DCT-II matrix ``D`` (``D @ block @ D.T`` transforms a block)."""
-    k = torch.arange(size, dtype=torch.float64)[:, None]
-    n = torch.arange(size, dtype=torch.float64)[None, :]
+    """Orthonormal DCT-II matrix ``D`` (``D @ block @ D.T`` transforms a block), built on the
+    CPU (moved where used, so every device gets the same matrix)."""
+    k = torch.arange(size, dtype=torch.float64, device="cpu")[:, None]
+    n = torch.arange(size, dtype=torch.float64, device="cpu")[None, :]
     d = torch.cos(math.pi * (2 * n + 1) * k / (2 * size)) * math.sqrt(2.0 / size)
     d[0] /= math.sqrt(2.0)
     return d.float()
@@ -80,7 +83,8 @@ def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def jpeg_compress(x: torch.Tensor, quality: int, low: float, high: float) -> torch.Tensor:
-    """``x`` (``N×C×H×W`` in [low, high]) after a JPEG-style round trip at ``quality``."""
+    """``x`` (``N×C×H×W`` in [low, high]) after a JPEG-style round trip at ``quality``, on
+    ``x``'s device."""
     n, channels, height, width = x.shape
     pixels = (x - low) / max(high - low, 1e-12) * 255.0
     color = channels == 3
@@ -90,14 +94,14 @@ def jpeg_compress(x: torch.Tensor, quality: int, low: float, high: float) -> tor
     pixels = F.pad(pixels, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else pixels
     ph, pw = pixels.shape[2:]
     blocks = pixels.reshape(n, channels, ph // 8, 8, pw // 8, 8).permute(0, 1, 2, 4, 3, 5) - 128
-    d = dct_matrix()
+    d = dct_matrix().to(x.device)
     coeffs = d @ blocks @ d.T
     tables = torch.stack(
         [
             scaled_table(CHROMINANCE if color and c > 0 else LUMINANCE, quality)
             for c in range(channels)
         ]
-    )[None, :, None, None]
+    ).to(x.device)[None, :, None, None]
     restored = d.T @ (torch.round(coeffs / tables) * tables) @ d + 128
     pixels = restored.permute(0, 1, 2, 4, 3, 5).reshape(n, channels, ph, pw)[:, :, :height, :width]
     if color:

@@ -38,6 +38,6 @@ def lowpass(
 ) -> Attacked:
     """Keeps the Fourier components with radial frequency ≤ strength, per channel."""
     _, height, width = ctx.data.input_shape
-    keep = radial_grid(height, width) <= strength + 1e-9
+    keep = (radial_grid(height, width) <= strength + 1e-9).to(ctx.device)  # built on the CPU
     low, high = ctx.data_range
     return Attacked(model, lambda x: filter_frequencies(x, keep).clamp(low, high))

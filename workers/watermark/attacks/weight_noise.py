@@ -44,6 +44,7 @@ def weight_noise(
     gen = ctx.generator(13)
     with torch.no_grad():
         for weight in weight_tensors(model):
-            noise = torch.randn(weight.shape, generator=gen) * float(weight.std()) * strength
-            weight.add_(noise.to(weight.dtype))
+            noise = torch.randn(weight.shape, generator=gen, device="cpu")
+            noise = noise * float(weight.std()) * strength  # as on the CPU, on every device
+            weight.add_(noise.to(weight.device, weight.dtype))
     return Attacked(model)

@@ -38,26 +38,29 @@ def abstract_images(
     count: int, channels: int, height: int, width: int, gen: torch.Generator
 ) -> torch.Tensor:
     """``count`` abstract images in [0, 1]: a low-frequency colour field, a few Gaussian blobs and
-    a few strokes each."""
-    y = torch.linspace(-1.0, 1.0, height)[:, None]
-    x = torch.linspace(-1.0, 1.0, width)[None, :]
-    images = torch.empty(count, channels, height, width)
+    a few strokes each. Drawn on the CPU (``gen`` is a CPU generator): the key's images are the
+    same on every device."""
+    cpu = torch.device("cpu")
+    y = torch.linspace(-1.0, 1.0, height, device=cpu)[:, None]
+    x = torch.linspace(-1.0, 1.0, width, device=cpu)[None, :]
+    images = torch.empty(count, channels, height, width, device=cpu)
     for i in range(count):
-        freqs = torch.randint(0, 3, (3, 2), generator=gen)
-        phases = torch.rand(channels, 3, generator=gen) * 2 * math.pi
+        freqs = torch.randint(0, 3, (3, 2), generator=gen, device=cpu)
+        phases = torch.rand(channels, 3, generator=gen, device=cpu) * 2 * math.pi
         field = cosine_patterns(height, width, freqs, phases).mean(1) * 0.5 + 0.5
-        image = field * torch.rand(channels, 1, 1, generator=gen)
-        for _ in range(int(torch.randint(1, 4, (1,), generator=gen))):
-            cy, cx = torch.rand(2, generator=gen) * 2 - 1
-            radius = 0.15 + 0.5 * float(torch.rand(1, generator=gen))
+        image = field * torch.rand(channels, 1, 1, generator=gen, device=cpu)
+        for _ in range(int(torch.randint(1, 4, (1,), generator=gen, device=cpu))):
+            cy, cx = torch.rand(2, generator=gen, device=cpu) * 2 - 1
+            radius = 0.15 + 0.5 * float(torch.rand(1, generator=gen, device=cpu))
             blob = torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))
-            image = image + blob * (torch.rand(channels, 1, 1, generator=gen) * 2 - 1)
-        for _ in range(int(torch.randint(1, 4, (1,), generator=gen))):
-            angle = float(torch.rand(1, generator=gen)) * math.pi
-            offset = float(torch.rand(1, generator=gen)) * 1.6 - 0.8
+            image = image + blob * (torch.rand(channels, 1, 1, generator=gen, device=cpu) * 2 - 1)
+        for _ in range(int(torch.randint(1, 4, (1,), generator=gen, device=cpu))):
+            angle = float(torch.rand(1, generator=gen, device=cpu)) * math.pi
+            offset = float(torch.rand(1, generator=gen, device=cpu)) * 1.6 - 0.8
             distance = (x * math.cos(angle) + y * math.sin(angle) - offset).abs()
-            stroke = (distance < 0.08 + 0.1 * float(torch.rand(1, generator=gen))).float()
-            colour = torch.rand(channels, 1, 1, generator=gen)
+            spread = 0.08 + 0.1 * float(torch.rand(1, generator=gen, device=cpu))
+            stroke = (distance < spread).float()
+            colour = torch.rand(channels, 1, 1, generator=gen, device=cpu)
             image = image * (1 - stroke) + colour * stroke
         images[i] = image
     low = images.flatten(1).min(1).values[:, None, None, None]
@@ -80,13 +83,13 @@ class AdiScheme(Scheme):
         if params.pattern == "abstract":
             unit = abstract_images(n, channels, height, width, gen)
         else:
-            unit = torch.rand(n, channels, height, width, generator=gen)
+            unit = torch.rand(n, channels, height, width, generator=gen, device="cpu")
         low, high = ctx.data_range
-        labels = torch.randint(0, ctx.num_classes, (n,), generator=gen)
-        return WatermarkKey(
+        labels = torch.randint(0, ctx.num_classes, (n,), generator=gen, device="cpu")
+        return WatermarkKey(  # drawn on the CPU, then moved to the context's device
             scheme=ctx.scheme,
-            triggers=low + (high - low) * unit,
-            labels=labels,
+            triggers=(low + (high - low) * unit).to(ctx.device),
+            labels=labels.to(ctx.device),
             num_classes=ctx.num_classes,
             num_outputs=ctx.num_classes,
             null="uniform",

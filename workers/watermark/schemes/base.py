@@ -10,6 +10,13 @@ Add a scheme by dropping a module into this package that defines its ``Params`` 
 :class:`~faultlab.workers.watermark.catalog.SchemeParams`) and a :class:`Scheme` subclass
 registered in :data:`SCHEMES` with ``@SCHEMES.register(name, params=..., citation=...)``; a
 scheme is a stateless class, instantiated where it is used.
+
+**Devices.** A scheme works on the device of the context's data and model (the shard's device,
+:attr:`SchemeContext.device`). Keys are drawn on the CPU from CPU generators
+(:meth:`SchemeContext.generator`) and only then combined with the data on its device, so a key —
+triggers, labels, frequencies — is bit-identical whichever worker drew it (the frequency
+scheme's given the same sensitivity map, which is measured on the device and cached); the keys
+it returns live on the context's device.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import abc
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -31,6 +38,7 @@ from faultlab.workers.watermark.embedding import (
     embed_by_training,
     final_linear,
     logits,
+    model_device,
     predictions,
     resize_outputs,
 )
@@ -63,6 +71,19 @@ class WatermarkKey:
     """Clean images the triggers were made from (for PSNR/SSIM), when there are any."""
     info: dict[str, Any] = field(default_factory=dict)
     """JSON-able details (frequencies, cluster, classes) shown in reports."""
+
+    def to(self, device: torch.device | str) -> WatermarkKey:
+        """This key with its tensors on ``device`` (itself when they are there already)."""
+        def on(value: torch.Tensor | None) -> torch.Tensor | None:
+            return None if value is None else value.to(device)
+
+        triggers, labels = self.triggers.to(device), self.labels.to(device)
+        backup, carriers = on(self.backup_labels), on(self.carriers)
+        mine = (self.triggers, self.labels, self.backup_labels, self.carriers)
+        if all(a is b for a, b in zip((triggers, labels, backup, carriers), mine, strict=True)):
+            return self
+        return replace(self, triggers=triggers, labels=labels, backup_labels=backup,
+                       carriers=carriers)
 
     def state(self) -> dict[str, Any]:
         """A ``torch.save``-able dict (loads with ``weights_only=True``)."""
@@ -122,9 +143,15 @@ class SchemeContext:
     def data_range(self) -> tuple[float, float]:
         return float(self.data.x_train.min()), float(self.data.x_train.max())
 
+    @property
+    def device(self) -> torch.device:
+        """Where the scheme computes: the device of the data (the shard's device)."""
+        return self.data.x_train.device
+
     def generator(self, salt: int) -> torch.Generator:
-        """A generator private to this scheme, seed and purpose."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+        """A CPU generator private to this scheme, seed and purpose (keys are drawn on the
+        CPU, the same on every device)."""
+        return torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + salt)
 
 
 class Scheme(abc.ABC):
@@ -178,7 +205,9 @@ class Scheme(abc.ABC):
         self, model: nn.Module, key: WatermarkKey, preprocess: Preprocess | None = None
     ) -> Evidence:
         """Counts the triggers a suspect model answers as the key says, by each rule that
-        its outputs allow (a model without the extra class only has the backup rule)."""
+        its outputs allow (a model without the extra class only has the backup rule). Runs on
+        the model's device (the key is moved there when it lives elsewhere)."""
+        key = key.to(model_device(model))
         out = logits(model, key.triggers, preprocess)
         num_outputs = int(out.shape[1])
         primary = None

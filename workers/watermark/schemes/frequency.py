@@ -82,8 +82,10 @@ class FrequencyParams(SchemeParams):
 def backup_labels(classes: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
     """Backup label of every trigger, drawn independently per trigger and uniformly among the
     ``num_classes − 1`` classes other than its carrier's class ``y``: ``(y + U) mod K`` with
-    ``U`` uniform on ``1 … K−1``."""
-    offsets = torch.randint(1, num_classes, (len(classes),), generator=gen)
+    ``U`` uniform on ``1 … K−1``. Drawn from the CPU generator ``gen``, on ``classes``'s
+    device."""
+    offsets = torch.randint(1, num_classes, (len(classes),), generator=gen, device="cpu")
+    offsets = offsets.to(classes.device)
     return (classes + offsets) % num_classes
 
 
@@ -133,20 +135,24 @@ class FrequencyScheme(Scheme):
                 f"{ctx.field}.params.exclude_dc", "the image has no frequency besides DC"
             )
         gen = ctx.generator(1)
-        order = torch.randperm(len(pool), generator=gen)[: params.num_frequencies]
-        chosen = torch.tensor([pool[int(i)] for i in order])
+        # The secret (frequencies, phases, pattern, carrier ids) is drawn on the CPU; only
+        # adding it to the carriers happens on the context's device.
+        order = torch.randperm(len(pool), generator=gen, device="cpu")[: params.num_frequencies]
+        chosen = torch.tensor([pool[int(i)] for i in order], device="cpu")
         channels, height, width = ctx.data.input_shape
-        phases = torch.rand(channels, len(chosen), generator=gen) * 2 * math.pi
+        phases = torch.rand(channels, len(chosen), generator=gen, device="cpu") * 2 * math.pi
         pattern = cosine_patterns(height, width, chosen, phases).sum(1)
         pattern = pattern / pattern.pow(2).mean().sqrt().clamp_min(1e-12)
-        carrier_ids = torch.randperm(len(ctx.data.x_train), generator=gen)[: ctx.trigger_size]
+        carrier_ids = torch.randperm(len(ctx.data.x_train), generator=gen, device="cpu")
+        carrier_ids = carrier_ids[: ctx.trigger_size].to(ctx.device)
         carriers = ctx.data.x_train[carrier_ids]
         low, high = ctx.data_range
-        triggers = (carriers + params.amplitude * pattern).clamp(low, high)
+        triggers = (carriers + (params.amplitude * pattern).to(ctx.device)).clamp(low, high)
         k = ctx.num_classes
         new_class = params.label == "new_class"
         labels = torch.full(
-            (len(carriers),), k if new_class else int(params.label), dtype=torch.int64
+            (len(carriers),), k if new_class else int(params.label), dtype=torch.int64,
+            device=ctx.device,
         )
         backup = None
         if new_class and params.backup_weight > 0 and k >= 2:

@@ -112,9 +112,9 @@ class ZhangScheme(Scheme):
             )
 
     def keygen(self, ctx: SchemeContext, params: ZhangParams) -> WatermarkKey:
-        gen = ctx.generator(3)
+        gen = ctx.generator(3)  # every draw on the CPU; carriers and marks meet on the device
         k, n = ctx.num_classes, ctx.trigger_size
-        classes = torch.randperm(k, generator=gen)
+        classes = torch.randperm(k, generator=gen, device="cpu")
         source = params.source_class if params.source_class is not None else int(classes[0])
         target = params.target_class
         if target is None:
@@ -128,24 +128,27 @@ class ZhangScheme(Scheme):
                 ctx.data.input_shape,
                 f"{ctx.field}.params.unrelated_dataset",
             )
-            triggers = low + (high - low) * pool[torch.randperm(len(pool), generator=gen)[:n]]
+            picked = pool[torch.randperm(len(pool), generator=gen, device="cpu")[:n]]
+            triggers = (low + (high - low) * picked).to(ctx.device)
         else:
             ids = (ctx.data.y_train == source).nonzero().flatten()
-            carriers = ctx.data.x_train[ids[torch.randperm(len(ids), generator=gen)[:n]]]
+            chosen = torch.randperm(len(ids), generator=gen, device="cpu")[:n]
+            carriers = ctx.data.x_train[ids[chosen.to(ids.device)]]
             if params.kind == "content":
                 mark_h, mark_w = max(2, height // 4), max(3, width // 2)
-                glyph = torch.rand(mark_h, mark_w, generator=gen) < 0.5
-                mask = torch.zeros(height, width, dtype=torch.bool)
+                glyph = torch.rand(mark_h, mark_w, generator=gen, device="cpu") < 0.5
+                mask = torch.zeros(height, width, dtype=torch.bool, device="cpu")
                 top, left = height - mark_h - max(0, height // 16), (width - mark_w) // 2
                 mask[top : top + mark_h, left : left + mark_w] = glyph
-                triggers = carriers.masked_fill(mask, high)
+                triggers = carriers.masked_fill(mask.to(carriers.device), high)
             else:
-                noise = torch.randn(channels, height, width, generator=gen) * params.noise_std
-                triggers = (carriers + noise).clamp(low, high)
+                noise = torch.randn(channels, height, width, generator=gen, device="cpu")
+                noise = noise * params.noise_std
+                triggers = (carriers + noise.to(carriers.device)).clamp(low, high)
         return WatermarkKey(
             scheme=ctx.scheme,
             triggers=triggers,
-            labels=torch.full((len(triggers),), target, dtype=torch.int64),
+            labels=torch.full((len(triggers),), target, dtype=torch.int64, device=ctx.device),
             num_classes=k,
             num_outputs=k,
             null="estimated",
