@@ -63,13 +63,14 @@ class Populations:
 
     def fault_space(self, scope: dict[str, Any]) -> float:
         """Distinct faults of a row's scope (``*`` / −1 match every value)."""
-        rows = self.space
+        columns = {key: self.space[key].to_numpy() for key in (*SCOPE, "faults")}
+        keep = np.ones(len(self.space), dtype=bool)
         for key in SCOPE:
             value = scope.get(key)
             if value is None or value == "*" or (key == "bit" and value == -1):
                 continue
-            rows = rows[rows[key] == value]
-        return float(rows["faults"].sum()) if len(rows) else math.nan
+            keep &= columns[key] == value
+        return float(columns["faults"][keep].sum()) if keep.any() else math.nan
 
 
 def populations_of(all_strata: list[Stratum]) -> Populations:
@@ -112,6 +113,8 @@ def rate_columns(
     out["sampled_fraction"] = n / space if space and not math.isnan(space) else math.nan
     flags = {rate: group["outcome"].isin(outcomes) for rate, outcomes in RATES.items()}
     flags.update({rate: flag(group) for rate, flag in FLAG_RATES.items()})
+    # each stratum's row positions in the group, once (not a pandas lookup per rate)
+    positions = [group.index.get_indexer(r.index) for _, _, r in parts] if len(parts) > 1 else []
     for rate, hit in flags.items():
         if len(parts) == 1 and math.isinf(parts[0][1]):
             k = int(hit.sum())
@@ -120,8 +123,10 @@ def rate_columns(
         elif len(parts) == 1:
             p, lo, hi = est.stratum_interval(parts[0][1], n, int(hit.sum()), z)  # enumerable
         else:
+            hits = hit.to_numpy()
             p, lo, hi = est.weighted_interval(
-                [(w, f, len(r), int(hit[r.index].sum())) for w, f, r in parts], z)
+                [(w, f, len(r), int(hits[pos].sum()))
+                 for (w, f, r), pos in zip(parts, positions, strict=True)], z)
         out[f"{rate}_rate"] = p
         out[f"{rate}_ci_low"] = lo
         out[f"{rate}_ci_high"] = hi

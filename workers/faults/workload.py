@@ -50,6 +50,14 @@ class Golden:
     correct: torch.Tensor
     """Per evaluated input: golden top-1 equals the label."""
     accuracy: float
+    top: dict[int, torch.Tensor] = field(default_factory=dict)
+    """k -> each evaluated input's sorted top-k classes (cached: every trial compares)."""
+
+    def top_sets(self, rows: torch.Tensor, k: int) -> torch.Tensor:
+        """The sorted top-``k`` class indices of the golden ``rows`` (computed once per k)."""
+        if k not in self.top:
+            self.top[k] = rows.topk(k, dim=1).indices.sort(dim=1).values
+        return self.top[k]
 
 
 @dataclass
@@ -213,9 +221,6 @@ class Workload:
         pred = rows.argmax(1)
         changed = (pred != golden.pred) & differs
         critical = changed & golden.correct
-        k = min(TOP_K, rows.shape[1])
-        top = rows.topk(k, dim=1).indices.sort(dim=1).values
-        gold_top = gold_rows.topk(k, dim=1).indices.sort(dim=1).values
         deviation = (rows - gold_rows).abs().max() if rows.numel() else torch.tensor(0.0)
         flipped = (pred != golden.pred) & golden.correct  # for critical SDC at any tolerance
         critical_dev = (rows - gold_rows)[flipped].abs().max() if bool(flipped.any()) else 0.0
@@ -223,7 +228,7 @@ class Workload:
             "inputs": n,
             "sdc_inputs": int(differs.sum()),
             "critical_inputs": int(critical.sum()),
-            "topk_changed_inputs": int(((top != gold_top).any(dim=1) & differs).sum()),
+            "topk_changed_inputs": topk_changed(rows, gold_rows, golden, differs),
             "max_logit_deviation": float(deviation) if bool(finite.all()) else None,
             "critical_logit_deviation": float(critical_dev) if bool(finite.all()) else None,
             "accuracy": float((pred == self.labels).float().mean()),
@@ -247,6 +252,16 @@ class Workload:
                 result["sdc_by_degree"] = torch.bincount(
                     buckets[differs], minlength=self.num_buckets).tolist()
         return result
+
+
+def topk_changed(rows: torch.Tensor, gold_rows: torch.Tensor, golden: Golden,
+                 differs: torch.Tensor) -> int:
+    """Inputs whose set of top-``TOP_K`` classes changed; computed only on the rows where some
+    logit differs (elsewhere the set is golden's), against golden's cached sets."""
+    k = min(TOP_K, rows.shape[1])
+    ids = differs.nonzero().squeeze(1)
+    top = rows[ids].topk(k, dim=1).indices.sort(dim=1).values
+    return int((top != golden.top_sets(gold_rows, k)[ids]).any(dim=1).sum())
 
 
 def convert(model: nn.Module, dtype: str) -> nn.Module:
