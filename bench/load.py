@@ -3,18 +3,29 @@ status polling, many event subscribers, many concurrent campaigns and a Redis ou
 
 Runs against a Redis it starts itself (append-only file on, so that a ``kill -9`` and restart
 keeps the data) and, for polling and concurrent campaigns, against SQLite too. Prints, as its
-last line, one JSON object with ``status_polls_per_s`` (target >= 1000), ``subscribers`` (held at
-once; every one must receive the whole log) with ``event_latency_p99_ms`` (write to delivery of
-the events written while the streams were open) and ``campaign_slowdown_with_subscribers`` (the same
-campaign with the subscribers vs none), ``concurrent_campaigns`` with ``campaigns_lost``,
-``coordinator_rss_mb`` (before / peak / after) and ``redis_outage_recovered``. Sizes are
-arguments and appear in the JSON.
+last line, one JSON object with ``status_polls_per_s`` (target >= 1000), ``concurrent_campaigns``
+with ``campaigns_lost``, ``coordinator_rss_mb`` (before / peak / after),
+``redis_outage_recovered``, and the subscriber figures:
+
+* ``subscribers`` watchers held at once, following the campaign as ``faultlab watch`` does
+  (state and progress events; each must receive every such event of the log), with
+  ``event_latency_p99_ms`` (write to delivery of the events written while the streams were
+  open) and ``campaign_slowdown_with_subscribers`` (the same campaign with them vs none);
+* ``full_log``: as many subscribers of the whole log (every trial record: ~3000 events each
+  per 3000 trials), with ``event_latency_p99_ms_upper_bound`` (each batch's oldest event,
+  weighted by the batch's size: an upper bound of the per-event p99, read without decoding
+  millions of events in the subscribers' process) and ``campaign_slowdown``.
+
+The subscribers run in a process of their own on the same 2 cores as the coordinator and
+Ray's workers, so their CPU (``subscribers_cpu_s``) counts against the campaign here, as it
+would not with remote clients; ``coordinator_cpu_s`` (and ``coordinator_cpu_s_alone_runs``)
+say what the coordinator itself spent. Sizes are arguments and appear in the JSON;
+``--only-streams`` runs only the subscriber figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import socket
@@ -120,58 +131,100 @@ def timed_campaign(address: str, trials: int, seed: int, size: int = 32) -> tupl
         return job.id, time.monotonic() - started
 
 
-async def _subscribe(
-    address: str, campaign_id: str, n: int, latencies: list[float]
-) -> list[int | BaseException]:
-    """Follows the campaign ``n`` times at once; each subscriber's count of events (or its
-    error)."""
-    import grpc
+# The subscribers run in a process of their own, as remote clients would: the measurement is
+# the coordinator's, not the GIL of the process that submits and times the campaign. It reads
+# a campaign id from stdin, follows it N times at once (one EventBatch per wake-up, as the SDK
+# does) and prints per subscriber its count of events, plus the latencies and its own CPU time.
+_SUBSCRIBERS = """
+import asyncio, json, resource, sys, time
+import grpc
+from faultlab.v1 import faultlab_pb2 as pb, faultlab_pb2_grpc as pb_grpc
 
-    from faultlab.v1 import faultlab_pb2 as pb
-    from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
-
+async def main(address, n, types, exact):
     async with grpc.aio.insecure_channel(address) as channel:
+        await channel.channel_ready()
+        print("ready", flush=True)
+        campaign_id = sys.stdin.readline().strip()
         stub = pb_grpc.FaultlabStub(channel)
-
-        async def one() -> int:  # as the SDK follows a campaign: one EventBatch per wake-up
+        latencies, weights, batches = [], [], [0]
+        async def one():
             seen = 0
-            call = stub.StreamEventBatches(pb.StreamEventsRequest(campaign_id=campaign_id),
-                                           timeout=900)
+            request = pb.StreamEventsRequest(campaign_id=campaign_id, types=types)
+            call = stub.StreamEventBatches(request, timeout=900)
             opened = time.time()
             async for batch in call:
-                now = time.time()
-                # Latency of live events only: an event written before this stream opened
-                # measures how late the subscriber came, not how fast events are delivered.
-                latencies.extend(now - e.time for e in batch.events if e.time >= opened)
-                seen += len(batch.events)
+                now, events = time.time(), batch.events
+                batches[0] += 1
+                # Live events only: one written before this stream opened measures how late
+                # the subscriber came, not how fast events are delivered.
+                if exact:
+                    latencies.extend(now - e.time for e in events if e.time >= opened)
+                elif events and events[0].time >= opened:
+                    # The batch's oldest event is its latest: its latency, weighted by the
+                    # batch's size, bounds every event's from above (per-event reads of
+                    # millions of events would load these cores more than the service does).
+                    latencies.append(now - events[0].time)
+                    weights.append(len(events))
+                seen += len(events)
             return seen
+        counts = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"counts": [c if isinstance(c, int) else repr(c) for c in counts],
+                      "latencies": latencies, "weights": weights or [1] * len(latencies),
+                      "cpu_s": usage.ru_utime + usage.ru_stime, "batches": batches[0]}))
 
-        tasks = [asyncio.create_task(one()) for _ in range(n)]
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), [t for t in sys.argv[3].split(",") if t],
+                 sys.argv[4] == "exact"))
+"""
 
 
-def with_subscribers(address: str, n: int, trials: int, seed: int, size: int) -> dict[str, Any]:
-    """The campaign run while ``n`` subscribers follow it (each from its first event):
-    timed as :func:`timed_campaign`, submit to terminal. A subscriber is served when its stream
-    ended normally with every event of the campaign's log."""
+def weighted_quantile(values: list[float], weights: list[int], q: float) -> float:
+    """The ``q`` quantile of ``values`` repeated ``weights`` times."""
+    if not values:
+        return float("nan")
+    pairs = sorted(zip(values, weights, strict=True))
+    target, total = q * sum(weights), 0
+    for value, weight in pairs:
+        total += weight
+        if total >= target:
+            return value
+    return pairs[-1][0]
+
+
+def with_subscribers(address: str, n: int, trials: int, seed: int, size: int,
+                     types: str, coordinator_pid: int) -> dict[str, Any]:
+    """The campaign run while ``n`` subscribers (their own process) follow it from its first
+    event, delivering ``types`` (empty: the whole log): timed as :func:`timed_campaign`, submit
+    to terminal. A subscriber is served when its stream ended normally with every event of
+    those types in the campaign's log."""
+    import psutil
+
     from faultlab import Client
 
+    exact = "exact" if types else "bound"
+    readers = subprocess.Popen([sys.executable, "-c", _SUBSCRIBERS, address, str(n), types,
+                                exact], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd=ROOT)
+    assert readers.stdout is not None and readers.stdout.readline() == "ready\n"
+    coordinator = psutil.Process(coordinator_pid)
+    cpu_before = sum(coordinator.cpu_times()[:2])
     with Client(address) as c:
-        latencies: list[float] = []
-        holder: list[list[int | BaseException]] = []
         started = time.monotonic()
         job = c.submit(spec(trials, seed, size))
-        thread = threading.Thread(target=lambda: holder.append(asyncio.run(
-            _subscribe(address, job.id, n, latencies))), daemon=True)
-        thread.start()
+        assert readers.stdin is not None
+        readers.stdin.write(job.id + "\n")
+        readers.stdin.flush()
         job.wait(timeout=900)
         seconds = time.monotonic() - started
-        thread.join(timeout=120)
-        logged = sum(1 for _ in job.events())  # the whole log, read once more afterwards
-    ordered = sorted(latencies) or [float("nan")]
-    counts = holder[0] if holder else []
-    return {"seconds": seconds, "served": sum(1 for r in counts if r == logged),
-            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+        out, _ = readers.communicate(timeout=900)
+        wanted = set(types.split(",")) | {"state"} if types else None
+        logged = sum(1 for e in job.events() if wanted is None or e.type in wanted)
+    got = json.loads(out)
+    return {"seconds": seconds, "served": sum(1 for r in got["counts"] if r == logged),
+            "events_per_subscriber": logged,
+            "p99_ms": 1000 * weighted_quantile(got["latencies"], got["weights"], 0.99),
+            "subscribers_cpu_s": round(got["cpu_s"], 2), "messages": got["batches"],
+            "coordinator_cpu_s": round(sum(coordinator.cpu_times()[:2]) - cpu_before, 2)}
 
 
 def concurrent(address: str, n: int, seed: int) -> int:
@@ -203,6 +256,49 @@ def redis_outage(address: str, redis: Redis, trials: int, seed: int) -> bool:
         return status.state.value == "SUCCEEDED" and status.trials_done == trials
 
 
+def stream_figures(address: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The timed campaign alone, with ``--subscribers`` watchers (state and progress, as
+    ``faultlab watch`` follows a campaign) and with as many whole-log subscribers (every trial
+    record). Warmed once (the first run pays for worker start-up); each slowdown is against
+    the fastest of the runs without subscribers before, between and after."""
+    import psutil
+
+    coordinator = psutil.Process(pid)
+    trials, size, n = args.stream_trials, args.stream_size, args.subscribers
+
+    def alone(seed: int) -> tuple[float, float]:
+        cpu = sum(coordinator.cpu_times()[:2])
+        seconds = timed_campaign(address, trials, seed, size)[1]
+        return seconds, sum(coordinator.cpu_times()[:2]) - cpu
+
+    alone(2)
+    runs = [alone(5)]
+    watch = with_subscribers(address, n, trials, 3, size, "state,progress", pid)
+    runs.append(alone(6))
+    full = with_subscribers(address, n, trials, 7, size, "", pid)
+    runs.append(alone(8))
+    baseline = min(seconds for seconds, _ in runs)
+    return {
+        "subscribers": n, "subscribers_follow": "state,progress (faultlab watch)",
+        "subscribers_served": watch["served"],
+        "event_latency_p99_ms": round(watch["p99_ms"], 1),
+        "campaign_seconds": round(baseline, 2),
+        "campaign_seconds_with_subscribers": round(watch["seconds"], 2),
+        "campaign_slowdown_with_subscribers": round(watch["seconds"] / baseline, 2),
+        "watchers": {k: v for k, v in watch.items() if k not in ("seconds", "p99_ms")},
+        "full_log": {
+            "subscribers": n, "served": full["served"],
+            "events_per_subscriber": full["events_per_subscriber"],
+            "messages": full["messages"],
+            "event_latency_p99_ms_upper_bound": round(full["p99_ms"], 1),
+            "campaign_slowdown": round(full["seconds"] / baseline, 2),
+            "subscribers_cpu_s": full["subscribers_cpu_s"],
+            "coordinator_cpu_s": full["coordinator_cpu_s"]},
+        "campaign_seconds_alone_runs": [round(a, 2) for a, _ in runs],
+        "coordinator_cpu_s_alone_runs": [round(c, 2) for _, c in runs],
+    }
+
+
 def bench_store(store: str, args: argparse.Namespace, redis: Redis | None) -> dict[str, Any]:
     from tests.service.cluster import ServeProcess
 
@@ -212,24 +308,15 @@ def bench_store(store: str, args: argparse.Namespace, redis: Redis | None) -> di
     rss.start()
     out: dict[str, Any] = {}
     try:
+        if args.only_streams:
+            out.update(stream_figures(served.address, served.proc.pid, args))
+            return out
         first, baseline = timed_campaign(served.address, args.trials, 1)
         out["status_polls_per_s"] = round(status_polls(served.address, first, 5.0, 8))
         ok = concurrent(served.address, args.campaigns, 1000)
         out.update(concurrent_campaigns=args.campaigns, campaigns_lost=args.campaigns - ok)
         if redis is not None:
-            # The timed campaign, warmed once (its first run pays for worker start-up); the
-            # baseline is the faster of a run before and a run after the one with subscribers.
-            timed_campaign(served.address, args.stream_trials, 2, args.stream_size)
-            _, before_subs = timed_campaign(served.address, args.stream_trials, 5, args.stream_size)
-            subs = with_subscribers(served.address, args.subscribers, args.stream_trials, 3,
-                                    args.stream_size)
-            _, after_subs = timed_campaign(served.address, args.stream_trials, 6, args.stream_size)
-            baseline = min(before_subs, after_subs)
-            out.update(subscribers=args.subscribers, subscribers_served=subs["served"],
-                       event_latency_p99_ms=round(subs["p99_ms"], 1),
-                       campaign_seconds=round(baseline, 2),
-                       campaign_seconds_with_subscribers=round(subs["seconds"], 2),
-                       campaign_slowdown_with_subscribers=round(subs["seconds"] / baseline, 2))
+            out.update(stream_figures(served.address, served.proc.pid, args))
             out["redis_outage_recovered"] = redis_outage(served.address, redis, args.trials, 4)
     finally:
         rss.running = False
@@ -246,11 +333,15 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=100)
     parser.add_argument("--trials", type=int, default=480,
                         help="trials of the campaign polled and of the outage campaign")
-    parser.add_argument("--stream-trials", type=int, default=3000,
-                        help="trials of the campaign timed with and without subscribers")
+    parser.add_argument("--stream-trials", type=int, default=12000,
+                        help="trials of the campaign timed with and without subscribers (about "
+                             "8 s alone on 2 cores: long enough that the subscribers' RPC "
+                             "set-ups, ~0.3 ms each, are not most of what is measured)")
     parser.add_argument("--stream-size", type=int, default=120,
                         help="test images each trial of that campaign evaluates")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--only-streams", action="store_true",
+                        help="only the subscriber figures (on Redis)")
     args = parser.parse_args()
     redis = Redis()
     try:
@@ -259,7 +350,7 @@ def main() -> None:
                                            "stream_trials": args.stream_trials,
                                            "stream_size": args.stream_size}}
         result.update(bench_store(f"{redis.url}?prefix=load", args, redis))
-        if not args.no_sqlite:
+        if not (args.no_sqlite or args.only_streams):
             with tempfile.TemporaryDirectory() as tmp:
                 sqlite = bench_store(f"sqlite://{tmp}/load.db", args, None)
             result["sqlite"] = sqlite

@@ -154,7 +154,7 @@ def run_store(kind: str, sizes: list[int], work: Path, redis_base: str, seed: in
                 seconds = time.perf_counter() - start
                 after = store_bytes(kind, location)
                 export_start = time.perf_counter()
-                frame = job.results(page_size=1000).to_pandas()
+                frame = job.results().to_pandas()  # as the CLI: pages the coordinator sizes
                 frame.to_parquet(work / f"{kind}-{n}.parquet", index=False)
                 export = time.perf_counter() - export_start
                 row = {"trials": n, "state": status.state.name, "seconds": round(seconds, 2),

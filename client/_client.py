@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +23,7 @@ import grpc
 from faultlab.client._artifacts import attach_objects, bytes_digest, file_digest, localize_spec
 from faultlab.client._errors import translate
 from faultlab.client._models import CampaignStatus, Event, ReplayResult, Results
+from faultlab.client._results_fetch import fetch_results
 from faultlab.errors import (
     CampaignCancelledError,
     CampaignFailedError,
@@ -289,15 +290,18 @@ class CampaignHandle:
         )
         return CampaignStatus.from_message(msg)
 
-    def events(self, cursor: str = "", *, reconnect: int = 5) -> Iterator[Event]:
+    def events(self, cursor: str = "", *, types: Sequence[str] = (), reconnect: int = 5
+               ) -> Iterator[Event]:
         """The event log after ``cursor``, live; ends once the campaign is terminal and drained.
 
-        A dropped stream is resumed from the last cursor seen (nothing missed, nothing doubled);
-        keep ``event.cursor`` to resume later from another process.
+        ``types`` (``"state"``, ``"progress"``, ``"trial"``, ``"log"``, ``"curve"``; empty:
+        all) delivers only those, state changes always. A dropped stream is resumed from the
+        last cursor seen (nothing missed, nothing doubled); keep ``event.cursor`` to resume
+        later from another process.
         """
         attempts, stub, metadata = 0, self.client._stub, self.client._metadata
         while True:
-            request = pb.StreamEventsRequest(campaign_id=self.id, cursor=cursor)
+            request = pb.StreamEventsRequest(campaign_id=self.id, cursor=cursor, types=types)
             try:
                 for batch in stub.StreamEventBatches(request, metadata=metadata):
                     attempts = 0
@@ -350,7 +354,7 @@ class CampaignHandle:
         ) as bar:
             task = bar.add_task(f"{status.kind} {self.id}", total=status.trials_total or None,
                                 completed=status.trials_done, state=status.state.value)
-            for event in self.events():
+            for event in self.events(types=("state", "progress", "curve")):
                 if event.type == "progress":
                     bar.update(task, total=event.data["total"] or None,
                                completed=event.data["done"])
@@ -361,19 +365,11 @@ class CampaignHandle:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"campaign {self.id} did not finish in time")
 
-    def results(self, page_size: int = 1000) -> Results:
-        """Every finished trial record (fetched page by page, the stored JSON kept as text)."""
-        raw: list[tuple[str, int, str, str]] = []
-        token = ""
-        while True:
-            page = self.client._call(
-                self.client._stub.GetResults,
-                pb.GetResultsRequest(campaign_id=self.id, page_size=page_size, page_token=token),
-            )
-            raw += [(r.key, r.attempts, r.trial_json, r.result_json) for r in page.records]
-            token = page.next_page_token
-            if not token:
-                return Results(self.id, raw=raw)
+    def results(self, page_size: int | None = None) -> Results:
+        """Every finished trial record, fetched page by page (the stored JSON kept as text; the
+        next page is fetched while the current one is parsed). ``page_size``: rows per request
+        (``None``: as many as fit in one message)."""
+        return fetch_results(self.client, self.id, page_size)
 
     def report(self) -> Report:
         """The engine's aggregate report (tables with CIs, summary, provenance)."""

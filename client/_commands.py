@@ -94,7 +94,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    for event in _client(args).get(args.id).events(cursor=args.cursor):
+    types = [t.strip() for t in args.types.split(",") if t.strip()]
+    for event in _client(args).get(args.id).events(cursor=args.cursor, types=types):
         print(json.dumps({"cursor": event.cursor, "time": event.time, "type": event.type,
                           **event.data}), flush=True)
     return 0

@@ -177,8 +177,15 @@ def _add_remote_commands(sub: Any) -> None:
     p = _remote(_add(sub, "events", "print the event log as JSON lines (resumable)"))
     p.add_argument("id")
     p.add_argument("--cursor", default="", help="resume after this cursor")
+    p.add_argument("--types", default="",
+                   help="comma-separated event types to print: state, progress, trial, log, "
+                        "curve (default: all; state changes always)")
     p.set_defaults(fn=cmd_events)
+    _add_result_commands(sub)
 
+
+def _add_result_commands(sub: Any) -> None:
+    """Remote commands that read a campaign's results: tables, reports, comparisons, replay."""
     p = _remote(_add(sub, "results", "a report table, or the raw trials"))
     p.add_argument("id")
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")

@@ -142,40 +142,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         tenant = self.auth.tenant(handler_call_details.invocation_metadata)
         if tenant is None:
             return _deny(handler)
-        return _with_tenant(handler, tenant)
-
-
-def _with_tenant(
-    handler: grpc.RpcMethodHandler[Any, Any], tenant: str
-) -> grpc.RpcMethodHandler[Any, Any]:
-    serializers = {"request_deserializer": handler.request_deserializer,
-                   "response_serializer": handler.response_serializer}
-    if handler.unary_unary is not None:
-        unary_behavior: Any = handler.unary_unary  # a coroutine function on an aio server
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            _TENANT.set(tenant)
-            return await unary_behavior(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary, **serializers)
-    if handler.unary_stream is not None:
-        stream_behavior: Any = handler.unary_stream  # an async generator function
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            _TENANT.set(tenant)
-            async for item in stream_behavior(request, context):
-                yield item
-
-        return grpc.unary_stream_rpc_method_handler(stream, **serializers)
-    if handler.stream_unary is not None:
-        upload_behavior: Any = handler.stream_unary  # a coroutine function (UploadArtifact)
-
-        async def upload(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            _TENANT.set(tenant)
-            return await upload_behavior(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(upload, **serializers)
-    return handler  # faultlab.v1 has no bidirectional methods
+        # grpc.aio runs the interceptors and then the handler in the RPC's own task, so the
+        # tenant set here is the handler's (and no other RPC's): an event stream's messages
+        # pass through no extra generator layer.
+        _TENANT.set(tenant)
+        return handler
 
 
 def _deny(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:

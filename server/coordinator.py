@@ -30,10 +30,11 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+from faultlab.errors import NotFoundError
 from faultlab.events import StoredEvent
 from faultlab.report import Report
 from faultlab.server.artifacts import ArtifactUploads
-from faultlab.server.caches import LruCache
+from faultlab.server.caches import PLAN_CACHE_BYTES, LruCache
 from faultlab.server.config import CoordinatorConfig
 from faultlab.server.lease import CoordinatorLease
 from faultlab.server.lifecycle import CampaignLifecycle, visible
@@ -60,9 +61,12 @@ class Coordinator:
         self.scheduler = ShardScheduler(self.config)
         self.caches = PlanCaches(
             meta=LruCache(self.config.cache_entries),
-            first_plans=LruCache(self.config.plan_cache_entries),
+            first_plans=LruCache(self.config.plan_cache_entries, max_weight=PLAN_CACHE_BYTES,
+                                 weigh=lambda plan: plan.nbytes),
         )
         self._runs: dict[str, CampaignRun] = {}
+        self._streamed: LruCache[str, tuple[str, bool]] = LruCache(4096)
+        """(owner, terminal) of campaigns streamed lately: a finished one needs no read."""
         self.hub = EventHub(store, self.config.max_streams_per_tenant,
                             buffer=self.config.stream_buffer_events,
                             batch_window_s=self.config.stream_batch_window_s)
@@ -156,18 +160,24 @@ class Coordinator:
         return await self.lifecycle.read_events(owner, campaign_id, after, limit)
 
     async def stream_events(
-        self, owner: str, campaign_id: str, cursor: str, keep_open: bool
+        self, owner: str, campaign_id: str, cursor: str, keep_open: bool,
+        types: frozenset[str] | None = None,
     ) -> AsyncIterator[EventSlice]:
         """The campaign's events after ``cursor``, live, in slices serialised once, from the
-        campaign's one reader (:class:`~faultlab.server.streams.EventHub`)."""
-        # Read on the hub's own threads: 500 subscribers arriving at once never queue ahead of
-        # the runners' store writes.
-        record = visible(await self.hub.campaign(campaign_id), owner, campaign_id)
-        terminal = record.state.is_terminal()
-        async for batch in self.hub.subscribe(
-            owner, campaign_id, cursor, terminal=terminal, keep_open=keep_open
-        ):
-            yield batch
+        campaign's one reader (:class:`~faultlab.server.streams.EventHub`).
+
+        The record is read on the hub's own threads (500 subscribers arriving at once never
+        queue ahead of the runners' store writes) and kept: its owner never changes, and a
+        state seen as not yet terminal only means the stream ends at the terminal event."""
+        seen = self._streamed.get(campaign_id)
+        if seen is None:
+            record = visible(await self.hub.campaign(campaign_id), owner, campaign_id)
+            seen = (record.owner, record.state.is_terminal())
+            self._streamed.put(campaign_id, seen)
+        elif seen[0] != owner:
+            raise NotFoundError("campaign", campaign_id)
+        return self.hub.subscribe(owner, campaign_id, cursor, terminal=seen[1],
+                                  keep_open=keep_open, types=types)
 
     async def report(self, owner: str | None, campaign_id: str) -> Report:
         return await self.lifecycle.report(owner, campaign_id)

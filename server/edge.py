@@ -103,6 +103,20 @@ def event_cursor(cursor: str) -> str:
     return cursor
 
 
+EVENT_TYPES = ("state", "progress", "trial", "log", "curve")
+
+
+def event_types(values: Any) -> frozenset[str] | None:
+    """A stream's event-type filter: None (every type) when empty; ``state`` is always in it
+    (the terminal state ends the stream)."""
+    if len(values) > 2 * len(EVENT_TYPES):
+        raise ArgumentError("types", f"at most {2 * len(EVENT_TYPES)} entries, got {len(values)}")
+    for value in values:
+        if value not in EVENT_TYPES:
+            raise ArgumentError("types", f"{short(value)} is not one of {', '.join(EVENT_TYPES)}")
+    return frozenset(values) | {"state"} if values else None
+
+
 def campaign_id(value: str) -> str:
     """A campaign id; one that no campaign could have is NOT_FOUND without a store lookup."""
     if not _ID.fullmatch(value):

@@ -5,19 +5,27 @@ transitions, log lines) and the scheduler (Ray work). Per round it plans (or reu
 cached first-round plan of an identical zoo campaign), adds the trials to the store, records
 trials whose content key already has a result from the cache, and hands the rest to the
 scheduler; it records what the scheduler reports as the :class:`ShardRecorder`.
+
+Trials exist as dicts only a chunk and the shards in flight at a time, never a whole round: a
+round is planned lazily (:meth:`~faultlab.workers.engine.Engine.iter_plan`) into a
+:class:`~faultlab.server.caches.PackedPlan` (~60 bytes a trial), written to the store a chunk
+at a time, and unpacked again a chunk at a time (:class:`RoundSource`) as the scheduler cuts
+shards; nothing of a trial is kept once its shard is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from faultlab.errors import FaultlabError, SpecError
 from faultlab.hashing import canonical_json
-from faultlab.server.caches import LruCache
+from faultlab.server.caches import PACK_CHUNK, LruCache, PackedPlan
 from faultlab.server.checkpoints import share_result_blobs, store_result_blobs
 from faultlab.server.edge import user_error
 from faultlab.server.lifecycle import CampaignLifecycle
@@ -39,10 +47,11 @@ log = logging.getLogger("faultlab.coordinator")
 class PlanCaches:
     """What identical zoo campaigns share: ``prepare``'s metadata and the first-round plan.
 
-    Keyed by :func:`meta_key`; both bounded (least recently used out)."""
+    Keyed by :func:`meta_key`; both bounded (least recently used out; plans also by their
+    packed bytes)."""
 
     meta: LruCache[str, dict[str, Any]]
-    first_plans: LruCache[str, list[TrialPair]]
+    first_plans: LruCache[str, PackedPlan]
 
 
 def meta_key(spec: CampaignSpec, version: str) -> str | None:
@@ -54,6 +63,67 @@ def meta_key(spec: CampaignSpec, version: str) -> str | None:
     if any(source.factory for _, source in iter_sources(spec)):
         return None
     return f"{spec.kind}:{version}:{spec.spec_hash}"
+
+
+def pack_plan(
+    engine: Engine[Any],
+    spec: CampaignSpec,
+    meta: dict[str, Any],
+    round_index: int,
+    previous: list[TrialRecord],
+    limit: int,
+) -> PackedPlan:
+    """The round's keyed trials, packed as the engine makes them (blocking: run off-loop).
+
+    Stops once the plan holds more than ``limit`` trials: the caller refuses such a round
+    before storing anything, so an engine that plans without end is not followed there."""
+    packed = PackedPlan()
+    trials = engine.iter_plan(spec, meta, round_index, previous)
+    while packed.trials <= limit and (chunk := list(itertools.islice(trials, PACK_CHUNK))):
+        packed.add(engine.keyed(spec, meta, chunk))
+    return packed
+
+
+class RoundSource:
+    """The round's trials still to compute, unpacked a chunk at a time as shards are cut.
+
+    Each chunk drops the trials already DONE (a resumed campaign) and hands the rest to
+    ``from_cache``, which records those whose key has a stored result and returns the others;
+    so the trials of the first chunk that have results are recorded before any shard starts,
+    as when the whole round was checked at once. Holds one chunk plus what a shard asks for."""
+
+    def __init__(
+        self,
+        plan: PackedPlan,
+        done: set[str],
+        from_cache: Callable[[list[TrialPair]], Awaitable[list[TrialPair]]],
+    ) -> None:
+        self._chunks: Iterator[list[TrialPair]] = plan.chunks()
+        self._unread = len(plan)
+        self._done = done
+        self._from_cache = from_cache
+        self._buffer: collections.deque[TrialPair] = collections.deque()
+
+    def remaining(self) -> int:
+        return len(self._buffer) + self._unread
+
+    async def ready(self) -> bool:
+        """Unpacks until a trial is left to compute; False when none is (all stored)."""
+        while not self._buffer and self._unread:
+            await self._fill()
+        return bool(self._buffer)
+
+    async def take(self, count: int) -> list[TrialPair]:
+        while len(self._buffer) < count and self._unread:
+            await self._fill()
+        return [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
+
+    async def _fill(self) -> None:
+        pairs = next(self._chunks, [])
+        self._unread = self._unread - len(pairs) if pairs else 0
+        todo = [(k, t) for k, t in pairs if k not in self._done]
+        if todo:
+            self._buffer.extend(await self._from_cache(todo))
 
 
 class CampaignRunner:
@@ -146,18 +216,20 @@ class CampaignRunner:
         while not self.run_state.cancelled:
             if last_round is not None and round_index >= last_round:
                 break
-            pairs = await self._plan(spec, engine, meta, key, round_index)
-            if not pairs:
+            limit = spec.execution.max_trials - planned
+            plan = await self._plan(spec, engine, meta, key, round_index, limit)
+            if not len(plan):
                 break
-            planned += len(pairs)
+            planned += len(plan)
             if planned > spec.execution.max_trials:
                 raise SpecError(
                     "execution.max_trials",
                     f"the plan has more than {spec.execution.max_trials} trials; raise the limit "
                     "or shrink the campaign",
                 )
-            await self._store(self.store.add_trials, self.id, round_index, pairs)
-            await self._run_round(spec, meta, pairs)
+            for pairs in plan.chunks():  # idempotent per chunk: recovery re-adds the rest
+                await self._store(self.store.add_trials, self.id, round_index, pairs)
+            await self._run_round(spec, meta, plan)
             round_index += 1
 
     async def _plan(
@@ -167,18 +239,19 @@ class CampaignRunner:
         meta: dict[str, Any],
         key: str | None,
         round_index: int,
-    ) -> list[TrialPair]:
-        """The round's ``(key, trial)`` pairs; an identical resubmission is planned
+        limit: int,
+    ) -> PackedPlan:
+        """The round's packed ``(key, trial)`` pairs; an identical resubmission is planned
         (deterministically) to the same first round, so that one is reused, not replanned."""
         first = bool(key) and round_index == 0
         if first and key and (cached := self.caches.first_plans.get(key)) is not None:
             return cached
         previous = await self._previous_records(round_index)
-        trials = await asyncio.to_thread(engine.plan, spec, meta, round_index, previous)
-        pairs = await asyncio.to_thread(engine.keyed, spec, meta, trials)
-        if first and key:
-            self.caches.first_plans.put(key, pairs)
-        return pairs
+        plan = await asyncio.to_thread(pack_plan, engine, spec, meta, round_index, previous,
+                                       limit)
+        if first and key and len(plan) <= limit:
+            self.caches.first_plans.put(key, plan)
+        return plan
 
     async def _finish(self, spec: CampaignSpec) -> None:
         final: CampaignRecord | None = await self._store(self.store.get_campaign, self.id)
@@ -224,13 +297,19 @@ class CampaignRunner:
             if row.round < round_index
         ]
 
-    async def _run_round(
-        self, spec: CampaignSpec, meta: dict[str, Any], pairs: Sequence[TrialPair]
-    ) -> None:
+    async def _run_round(self, spec: CampaignSpec, meta: dict[str, Any], plan: PackedPlan) -> None:
         done: set[str] = set()
         if self.resumed:  # only a resumed campaign can already hold DONE trials of this round
             done = await self._store(self.store.done_keys, self.id)
-        todo = [(k, t) for k, t in pairs if k not in done]
+        source = RoundSource(plan, done, self._from_cache)
+        if not await source.ready():
+            return
+        context_box = self.context_box or await self._late_context(spec, meta)
+        await self.scheduler.run_shards(spec, source, context_box, self.run_state, self.sizer,
+                                        self)
+
+    async def _from_cache(self, todo: list[TrialPair]) -> list[TrialPair]:
+        """Records the trials of ``todo`` whose content key has a result; returns the rest."""
         cached = await self._store(self.store.lookup_results, [k for k, _ in todo])
         if cached:  # another tenant's hits count as computed (server/visibility.py)
             visible = await self._store(cache_hits_visible, self.store, self.id)
@@ -242,11 +321,7 @@ class CampaignRunner:
             )
             self.from_cache += recorded if visible else 0
             self.computed += 0 if visible else recorded
-        queue = [(k, t) for k, t in todo if k not in cached]
-        if not queue:
-            return
-        context_box = self.context_box or await self._late_context(spec, meta)
-        await self.scheduler.run_shards(spec, queue, context_box, self.run_state, self.sizer, self)
+        return [(k, t) for k, t in todo if k not in cached]
 
     async def _late_context(self, spec: CampaignSpec, meta: dict[str, Any]) -> list[Any]:
         """The plan came from reused metadata: prepare only now, and check it is the same."""

@@ -6,7 +6,9 @@ once), groups queued trials into shards sized to ``execution.shard_seconds`` fro
 per-trial cost (:class:`ShardSizer`), keeps at most ``max_inflight`` shards in flight, consumes
 them in completion order and retries a shard whose task failed (a system failure: worker
 crash, engine error, lost object) up to ``execution.max_attempts``. What happens to a shard's
-outcome is the caller's business, through the narrow :class:`ShardRecorder` interface.
+outcome is the caller's business, through the narrow :class:`ShardRecorder` interface. Its
+queue is a :class:`TrialSource` that hands out trials as shards are cut, so the scheduler holds
+only the shards in flight (and those waiting for a retry), never a round's queue.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +40,21 @@ def _ray() -> Any:
     return ray
 
 
+RESOURCES_TTL_S = 1.0
+_resources: tuple[float, dict[str, float]] = (-math.inf, {})
+
+
+def cluster_resources() -> dict[str, float]:
+    """Ray's cluster resources, read at most once a second: each read is a blocking call to
+    Ray's GCS (about 14 ms here, on the event loop), and shards are planned far more often
+    than nodes come and go."""
+    global _resources
+    now = time.monotonic()
+    if now - _resources[0] > RESOURCES_TTL_S:
+        _resources = (now, dict(_ray().cluster_resources()))
+    return _resources[1]
+
+
 @dataclass
 class CampaignRun:
     """The live part of one running campaign: its asyncio task and its Ray refs in flight."""
@@ -53,6 +71,19 @@ class _Shard:
     keys: list[str]
     trials: list[dict[str, Any]]
     attempts: int = 0
+
+
+class TrialSource(Protocol):
+    """Where a round's trials to compute come from, in plan order (the runner's packed round,
+    unpacked a chunk at a time: the scheduler never needs the whole queue)."""
+
+    def remaining(self) -> int:
+        """Trials not yet taken: exact once every chunk is unpacked, an upper bound before."""
+        ...
+
+    async def take(self, count: int) -> list[TrialPair]:
+        """Up to ``count`` trials, the next in plan order (``[]``: none left)."""
+        ...
 
 
 class ShardRecorder(Protocol):
@@ -100,8 +131,10 @@ class ShardScheduler:
         self._remote: dict[str, Any] = {}
 
     def start_ray(self) -> None:
+        global _resources
         ray = _ray()
         if not ray.is_initialized():
+            _resources = (-math.inf, {})  # a new Ray session: its resources are read afresh
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,
                 "ignore_reinit_error": True,
@@ -131,12 +164,12 @@ class ShardScheduler:
     # --- resources -------------------------------------------------------------------
     @staticmethod
     def cluster_cpus() -> int:
-        return int(_ray().cluster_resources().get("CPU", 1))
+        return int(cluster_resources().get("CPU", 1))
 
     def task_options(self, spec: CampaignSpec) -> dict[str, Any]:
         """Ray options of the campaign's tasks (``num_gpus: auto`` asks for a GPU if any)."""
         gpus = spec.execution.num_gpus
-        available = float(_ray().cluster_resources().get("GPU", 0))
+        available = float(cluster_resources().get("GPU", 0))
         if gpus == "auto":
             gpus = 1.0 if available > 0 else 0.0
         elif gpus > available:  # Ray would queue the tasks forever: fail now, and say why
@@ -204,7 +237,7 @@ class ShardScheduler:
     async def run_shards(
         self,
         spec: CampaignSpec,
-        queue: list[TrialPair],
+        queue: TrialSource,
         context_box: list[Any],
         run: CampaignRun,
         sizer: ShardSizer,
@@ -216,9 +249,9 @@ class ShardScheduler:
         max_inflight = self.max_inflight(spec)
         pending: list[_Shard] = []
         inflight: dict[asyncio.Future[Any], tuple[Any, _Shard]] = {}
-        while (queue or pending or inflight) and not run.cancelled:
+        while (queue.remaining() or pending or inflight) and not run.cancelled:
             while len(inflight) < max_inflight:
-                shard = pending.pop(0) if pending else self._next_shard(spec, queue, sizer)
+                shard = pending.pop(0) if pending else await self._next_shard(spec, queue, sizer)
                 if shard is None:
                     break
                 shard.attempts += 1
@@ -260,16 +293,16 @@ class ShardScheduler:
         sizer.observe(out["seconds"], len(shard.trials))
         await recorder.finished(shard.keys, out["results"])
 
-    def _next_shard(
-        self, spec: CampaignSpec, queue: list[TrialPair], sizer: ShardSizer
+    async def _next_shard(
+        self, spec: CampaignSpec, queue: TrialSource, sizer: ShardSizer
     ) -> _Shard | None:
-        if not queue:
+        if not queue.remaining():
             return None
         # Never fewer shards than workers while there is enough work to spread.
-        cpus = _ray().cluster_resources().get("CPU", 1)
+        cpus = cluster_resources().get("CPU", 1)
         workers = max(1, int(cpus / spec.execution.num_cpus))
-        even = max(1, math.ceil(len(queue) / workers))
-        size = min(sizer.size(spec.execution.shard_seconds), even)
-        chunk = queue[:size]
-        del queue[:size]
+        even = max(1, math.ceil(queue.remaining() / workers))
+        chunk = await queue.take(min(sizer.size(spec.execution.shard_seconds), even))
+        if not chunk:
+            return None
         return _Shard([k for k, _ in chunk], [t for _, t in chunk])

@@ -9,9 +9,14 @@ which authenticated it once. Every RPC goes through :func:`_rpc`, which hands an
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import json
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from itertools import accumulate
 from typing import Any, TypeVar
 
 import grpc
@@ -22,7 +27,7 @@ from faultlab.server.auth import current_tenant
 from faultlab.server.caches import LruCache
 from faultlab.server.coordinator import Coordinator
 from faultlab.server.store import CampaignRecord
-from faultlab.server.store.base import ArtifactInfo
+from faultlab.server.store.base import ArtifactInfo, ResultText
 from faultlab.server.streams import EventSlice
 from faultlab.server.wire import abort
 from faultlab.v1 import faultlab_pb2 as pb
@@ -31,7 +36,20 @@ from faultlab.v1 import faultlab_pb2_grpc as pb_grpc
 T = TypeVar("T")
 
 MAX_PAGE = 1000
+RESULT_ROWS = 10_000
+"""Most trials in one ``GetResults`` page (``page_size`` 0 asks for as many as fit)."""
+RESULT_CHARS = 3 << 20
+"""Characters of stored JSON (ASCII) a result page stops at: below gRPC's default 4 MiB limit
+on a received message, so that any client can read it."""
+READ_ROWS = 1000
+"""Trials read from the store at a time while a result page is filled."""
+READ_AHEAD_S = 10.0
+"""How long the read of a finished campaign's next result page, started early, is kept."""
 SERVICE = pb.DESCRIPTOR.services_by_name["Faultlab"].full_name
+
+_ResultRows = tuple[CampaignRecord, list[ResultText]]
+_AheadKey = tuple[str, str, int, int]
+_Ahead = tuple[float, asyncio.Future[_ResultRows]]
 
 
 def campaign_message(record: CampaignRecord) -> pb.Campaign:
@@ -132,54 +150,77 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
         self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         """One message per event: each event's bytes, serialised once for every subscriber."""
-        async for piece in self._stream(request, context):
-            for message in piece.messages:
-                yield message
+        try:
+            async for piece in await self._subscription(request):
+                for message in piece.messages:
+                    yield message
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await abort(context, exc)
 
     async def StreamEventBatches(
         self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         """One ``EventBatch`` per wake-up, its bytes shared by the subscribers at its cursor."""
-        async for piece in self._stream(request, context):
-            yield piece.batch
-
-    async def _stream(
-        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[EventSlice]:
         try:
-            tenant = current_tenant()
-            campaign_id = edge.campaign_id(request.campaign_id)
-            cursor = edge.event_cursor(request.cursor)
-            async for piece in self.co.stream_events(
-                tenant, campaign_id, cursor, request.keep_open_after_terminal
-            ):
-                yield piece
-        except asyncio.CancelledError:
-            raise
-        except grpc.aio.AbortError:
+            async for piece in await self._subscription(request):
+                yield piece.batch
+        except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
             await abort(context, exc)
 
+    async def _subscription(self, request: pb.StreamEventsRequest) -> AsyncIterator[EventSlice]:
+        """The hub's stream itself (no generator in between: each message passes one frame)."""
+        return await self.co.stream_events(
+            current_tenant(), edge.campaign_id(request.campaign_id),
+            edge.event_cursor(request.cursor), request.keep_open_after_terminal,
+            edge.event_types(request.types),
+        )
+
     @_rpc
     async def GetResults(self, request: pb.GetResultsRequest, context: Any) -> pb.ResultPage:
         # The token is the plan index the page starts at (keyset paging: O(page) at any
-        # depth); the stored JSON goes out as it is, never decoded and re-encoded.
+        # depth); the stored JSON goes out as it is, never decoded and re-encoded. The page is
+        # filled READ_ROWS at a time until it holds page_size trials or RESULT_CHARS (the
+        # server holds one page, never the campaign); each read is started before the rows of
+        # the one before are added, so the store works while the page is built. Once a
+        # finished campaign's page is done, the first read of the page after it is started too
+        # (:data:`_READ_AHEAD`): the store works while this page is sent and the next asked for.
         start = edge.page_offset(request.page_token)
-        size = edge.page_size(request.page_size, 500, MAX_PAGE)
-        record, rows = await self.co.results_page(
-            current_tenant(), edge.campaign_id(request.campaign_id), start, size + 1
-        )
-        more = len(rows) > size
-        return pb.ResultPage(
-            records=[
-                pb.TrialRecord(key=row.key, trial_json=row.trial_json,
-                               result_json=row.result_json, attempts=row.attempts)
-                for row in rows[:size]
-            ],
-            next_page_token=str(rows[size].index) if more else "",
-            total=record.trials_done,
-        )
+        size = edge.page_size(request.page_size, RESULT_ROWS, RESULT_ROWS)
+        tenant, campaign_id = current_tenant(), edge.campaign_id(request.campaign_id)
+
+        def read(first: int, rows: int) -> asyncio.Future[_ResultRows]:
+            return _READ_AHEAD.take(self, (tenant, campaign_id, first, rows)) or \
+                asyncio.ensure_future(self.co.results_page(tenant, campaign_id, first, rows + 1))
+
+        page, used, chunk = pb.ResultPage(), 0, min(size, READ_ROWS)
+        reading: asyncio.Future[_ResultRows] | None = read(start, chunk)
+        try:
+            while reading is not None:
+                record, rows = await reading
+                reading, more, current = None, len(rows) > chunk, rows[:chunk]
+                if more:  # the next read: about what still fits, at these rows' size
+                    have, after = len(page.records) + len(current), used + _chars(current)
+                    fits = min(size - have, READ_ROWS, (RESULT_CHARS - after) * have // after + 1)
+                    if fits > 0 and after < RESULT_CHARS:
+                        reading, chunk = read(rows[chunk].index, fits), fits
+                stop, used = _fill_page(page, current, size, used)
+                if stop is None and more and reading is None:
+                    stop = rows[-1].index
+                if stop is not None or reading is None:
+                    page.next_page_token = "" if stop is None else str(stop)
+                    page.total = record.trials_done
+                    if stop is not None and record.state.is_terminal():  # its rows are final
+                        first = min(size, READ_ROWS)
+                        _READ_AHEAD.put(self, (tenant, campaign_id, stop, first), read(stop, first))
+                    return page
+        finally:
+            if reading is not None:
+                reading.cancel()
+        raise AssertionError("a page ends when its last read does")
 
     @_rpc
     async def GetReport(self, request: pb.GetReportRequest, context: Any) -> pb.Report:
@@ -217,6 +258,62 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
     async def StatArtifact(self, request: pb.StatArtifactRequest, context: Any) -> pb.Artifact:
         digest = edge.digest(request.sha256)
         return artifact_message(await self.co.stat_artifact(current_tenant(), digest))
+
+
+def _chars(rows: list[ResultText]) -> int:
+    """What rows weigh in a result page: their texts' characters and a little framing."""
+    return sum(len(row.key) + len(row.trial_json) + len(row.result_json) + 16 for row in rows)
+
+
+def _fill_page(page: pb.ResultPage, rows: list[ResultText], size: int, used: int
+               ) -> tuple[int | None, int]:
+    """Adds rows while the page has room (at least one row, however large); returns the plan
+    index of the first row left out (None: all added) and the characters the page holds."""
+    totals = list(accumulate((len(row.key) + len(row.trial_json) + len(row.result_json) + 16
+                              for row in rows), initial=used))  # totals[k]: with k rows more
+    fit = bisect.bisect_right(totals, RESULT_CHARS) - 1  # rows while within RESULT_CHARS
+    count = max(0, min(len(rows), size - len(page.records), max(fit, 0 if used else 1)))
+    add = page.records.add
+    for row in rows[:count]:
+        add(key=row.key, trial_json=row.trial_json, result_json=row.result_json,
+            attempts=row.attempts)
+    return (rows[count].index if count < len(rows) else None), totals[count]
+
+
+class _ReadAhead:
+    """Result reads started for the page a client is expected to ask for next, by servicer and
+    (tenant, campaign, first index, rows): a few, each kept :data:`READ_AHEAD_S` at most, so a
+    client that stops paging costs one read. Only finished campaigns' reads are kept: their
+    rows never change, so a read started early returns what a read started later would."""
+
+    def __init__(self, entries: int = 16) -> None:
+        self._reads: weakref.WeakKeyDictionary[object, OrderedDict[_AheadKey, _Ahead]] = (
+            weakref.WeakKeyDictionary())
+        self._entries = entries
+
+    def put(self, owner: object, key: _AheadKey, read: asyncio.Future[_ResultRows]) -> None:
+        read.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors: the taker's
+        reads = self._reads.setdefault(owner, OrderedDict())
+        if (dropped := reads.pop(key, None)) is not None:
+            dropped[1].cancel()
+        reads[key] = (time.monotonic(), read)
+        while len(reads) > self._entries:  # the oldest read is not wanted any more
+            reads.popitem(last=False)[1][1].cancel()
+
+    def take(self, owner: object, key: _AheadKey) -> asyncio.Future[_ResultRows] | None:
+        reads = self._reads.get(owner)
+        ahead = reads.pop(key, None) if reads is not None else None
+        if ahead is None:
+            return None
+        started, read = ahead
+        if (time.monotonic() - started > READ_AHEAD_S
+                or read.get_loop() is not asyncio.get_running_loop()):
+            read.cancel()
+            return None
+        return read
+
+
+_READ_AHEAD = _ReadAhead()
 
 
 def _message_or_bytes(message: Any) -> bytes:

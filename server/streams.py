@@ -13,8 +13,11 @@ the campaigns' runners:
 * a subscriber wakes once per read of the feed, not once per event, and takes everything
   after its cursor as one :class:`EventSlice` — one ``EventBatch`` message
   (``StreamEventBatches``), whose bytes the subscribers at the same cursor share;
-* waking is one :class:`asyncio.Event` per read (no lock handed from waiter to waiter), and
-  where the campaign's terminal event lies is recorded once, by the feed.
+* waking is one :class:`asyncio.Event` per read and type filter (no lock handed from waiter
+  to waiter), and where the campaign's terminal event lies is recorded once, by the feed;
+* a subscriber may ask for some event types only (``StreamEventsRequest.types``: a watcher
+  wants state and progress, not every trial record): it is woken only by reads that brought
+  one, and the filtered slices are built once per cursor and filter.
 
 A subscriber serves itself from the feed's bounded buffer when its cursor is inside it and
 from a non-blocking store read otherwise (a catch-up from an old cursor), so each one sees
@@ -90,15 +93,22 @@ class EventSlice:
     """All of them as one serialised ``faultlab.v1.EventBatch`` (``StreamEventBatches``)."""
     ends: bool
     """The last event is the campaign's terminal state: the stream ends after it."""
+    cursor: str
+    """Cursor of the last event looked at: the last one sent, or one after it that the
+    subscriber's type filter skipped (the next slice starts after it)."""
 
-    @property
-    def cursor(self) -> str:
-        return self.events[-1].cursor
+
+Types = frozenset[str] | None
+"""A subscriber's event-type filter (``None``: every type; else it holds ``"state"``)."""
+
+
+def wanted(stored: StoredEvent, types: Types) -> bool:
+    return types is None or stored.event.type in types
 
 
 def encode_slice(
     campaign_id: str, events: Sequence[StoredEvent], keep_open: bool,
-    cache: LruCache[tuple[str, str], tuple[bytes, bytes]],
+    cache: LruCache[tuple[str, str], tuple[bytes, bytes]], types: Types = None,
 ) -> EventSlice:
     """A slice of events read from the store for one subscriber (a catch-up from behind a
     feed's buffer); ``cache`` shares the encoding among subscribers catching up together."""
@@ -106,6 +116,8 @@ def encode_slice(
         (i + 1 for i, e in enumerate(events) if is_terminal_event(e)), None
     )
     events = events if cut is None else events[:cut]
+    cursor = events[-1].cursor if events else ""
+    events = [e for e in events if wanted(e, types)]
     wire = []
     for stored in events:
         encoded = cache.get((campaign_id, stored.cursor))
@@ -113,7 +125,8 @@ def encode_slice(
             encoded = encode(campaign_id, stored)
             cache.put((campaign_id, stored.cursor), encoded)
         wire.append(encoded)
-    return EventSlice(events, [w for w, _ in wire], b"".join(f for _, f in wire), cut is not None)
+    return EventSlice(events, [w for w, _ in wire], b"".join(f for _, f in wire),
+                      cut is not None, cursor)
 
 
 class _Feed:
@@ -129,6 +142,7 @@ class _Feed:
         self.campaign_id = campaign_id
         self.base = start
         """Cursor just before the oldest buffered event: the buffer covers cursors >= it."""
+        self.base_order = cursor_order(start)
         self.head = start
         self.first = 0
         """Position (counted from the feed's start) of the oldest buffered event."""
@@ -136,6 +150,8 @@ class _Feed:
         self.orders: list[tuple[int, ...]] = []
         self.messages: list[bytes] = []
         self.framed: list[bytes] = []
+        self.types: list[str] = []
+        """Each buffered event's type (what subscribers' filters match)."""
         self.ends: list[int] = [0]
         """``ends[i]``: bytes of the framed events before buffer index ``i`` (prefix sums)."""
         self.terminal: int | None = None
@@ -144,9 +160,10 @@ class _Feed:
         self.subscribers = 0
         self.error: FaultlabError | None = None
         """Why the last read failed: UNAVAILABLE (retried) or, e.g., a bad cursor (final)."""
-        self.news = asyncio.Event()
-        """Set (and replaced by a fresh one) on every read that brought events or an error."""
-        self._batches: LruCache[tuple[int, int], bytes] = LruCache(16)
+        self._news: dict[Types, asyncio.Event] = {}
+        """Per type filter: set (and replaced) on every read that brought events it wants,
+        an error, or the end of the log (see :meth:`news`)."""
+        self._slices: LruCache[tuple[int, int, Types, bool], EventSlice] = LruCache(64)
         self.batch_window_s = batch_window_s
         self.notified_at = 0.0
         """When subscribers were last woken (``time.monotonic()``)."""
@@ -162,23 +179,24 @@ class _Feed:
             try:  # no wait while behind the log's end: only a caught-up feed waits for news
                 batch = await self._store_read(self.head, self.wait_s if self.at_end else 0.0)
             except UnavailableError as exc:
-                self._publish([], exc)
+                self._publish([], exc, True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 continue
             except FaultlabError as exc:  # e.g. a cursor of the other store's shape
-                self._publish([], exc)
+                self._publish([], exc, True)
                 return
             except Exception as exc:  # the store was closed under it (shutdown): retryable
-                self._publish([], UnavailableError(f"the event reader stopped: {exc}"))
+                self._publish([], UnavailableError(f"the event reader stopped: {exc}"), True)
                 return
             backoff = 0.1
             reached_end = len(batch) < READ_BATCH
             if batch and reached_end:
                 batch += await self._coalesce(batch[-1].cursor)
             if batch or self.error is not None or reached_end != self.at_end:
+                wake_all = self.error is not None or reached_end != self.at_end
                 self.at_end = reached_end
-                self._publish(batch, None)  # news, the store is back, or the end was reached
+                self._publish(batch, None, wake_all)  # news, the store is back, or the end
 
     async def _store_read(self, after: str, wait_s: float) -> list[StoredEvent]:
         return await asyncio.get_running_loop().run_in_executor(
@@ -199,7 +217,16 @@ class _Feed:
         await asyncio.sleep(delay)
         return await self._store_read(after, 0.0)
 
-    def _publish(self, batch: list[StoredEvent], error: FaultlabError | None) -> None:
+    def news(self, types: Types) -> asyncio.Event:
+        """What a subscriber with filter ``types`` waits on (taken before it looks at the
+        buffer, so that no read between the two is missed)."""
+        event = self._news.get(types)
+        if event is None:
+            event = self._news[types] = asyncio.Event()
+        return event
+
+    def _publish(self, batch: list[StoredEvent], error: FaultlabError | None,
+                 wake_all: bool) -> None:
         for stored in batch:
             wire, framed = encode(self.campaign_id, stored)
             if self.terminal is None and is_terminal_event(stored):
@@ -208,25 +235,30 @@ class _Feed:
             self.orders.append(cursor_order(stored.cursor))
             self.messages.append(wire)
             self.framed.append(framed)
+            self.types.append(stored.event.type)
             self.ends.append(self.ends[-1] + len(framed))
         if batch:
             self.head = batch[-1].cursor
         if len(self.events) > 2 * self.buffer:  # trimmed in bulk: amortised O(1) per event
             cut = len(self.events) - self.buffer
             self.base = self.events[cut - 1].cursor
+            self.base_order = cursor_order(self.base)
             self.first += cut
             del self.events[:cut], self.orders[:cut], self.messages[:cut], self.framed[:cut]
-            del self.ends[:cut]
+            del self.types[:cut], self.ends[:cut]
         self.error = error
         self.notified_at = time.monotonic()
-        news, self.news = self.news, asyncio.Event()
-        news.set()
+        present = {stored.event.type for stored in batch}
+        for types in [t for t in self._news if wake_all or (present if t is None else t & present)]:
+            self._news.pop(types).set()  # a filter that wants none of them sleeps on
 
-    def after(self, cursor: str, keep_open: bool) -> EventSlice | None:
-        """The buffered events after ``cursor`` as one slice (empty when there are none yet);
-        None when the buffer does not reach back to ``cursor``."""
+    def after(self, cursor: str, keep_open: bool, types: Types = None) -> EventSlice | None:
+        """The buffered events after ``cursor`` that ``types`` wants, as one slice (empty when
+        there are none yet); None when the buffer does not reach back to ``cursor``."""
+        if cursor == self.head:  # the common case after a slice: nothing new, nothing parsed
+            return EventSlice((), (), b"", False, cursor)
         order = cursor_order(cursor)
-        if order < cursor_order(self.base):
+        if order < self.base_order:
             return None
         start = bisect.bisect_right(self.orders, order)
         stop = bisect.bisect_right(self.ends, self.ends[start] + SLICE_BYTES) - 1
@@ -237,18 +269,23 @@ class _Feed:
             if terminal < stop:
                 stop, ends = terminal + 1, True
         if start >= stop:
-            return EventSlice((), (), b"", False)
-        return EventSlice(self.events[start:stop], self.messages[start:stop],
-                          self._batch(start, stop), ends)
+            return EventSlice((), (), b"", False, cursor)
+        return self._slice(start, stop, types, ends)
 
-    def _batch(self, start: int, stop: int) -> bytes:
-        """The framed events ``[start, stop)`` joined once for every subscriber there."""
-        key = (self.first + start, self.first + stop)
-        joined = self._batches.get(key)
-        if joined is None:
-            joined = b"".join(self.framed[start:stop])
-            self._batches.put(key, joined)
-        return joined
+    def _slice(self, start: int, stop: int, types: Types, ends: bool) -> EventSlice:
+        """Buffer positions ``[start, stop)`` filtered by ``types``, built once for every
+        subscriber there (the joined ``EventBatch`` bytes included)."""
+        key = (self.first + start, self.first + stop, types, ends)
+        piece = self._slices.get(key)
+        if piece is None:
+            picked = range(start, stop) if types is None else [
+                i for i in range(start, stop) if self.types[i] in types]
+            piece = EventSlice([self.events[i] for i in picked],
+                               [self.messages[i] for i in picked],
+                               b"".join([self.framed[i] for i in picked]), ends,
+                               self.events[stop - 1].cursor)
+            self._slices.put(key, piece)
+        return piece
 
 
 class EventHub:
@@ -280,35 +317,31 @@ class EventHub:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def subscribe(
-        self, tenant: str, campaign_id: str, cursor: str, *, terminal: bool, keep_open: bool
+        self, tenant: str, campaign_id: str, cursor: str, *, terminal: bool, keep_open: bool,
+        types: Types = None,
     ) -> AsyncIterator[EventSlice]:
-        """Every event after ``cursor``, in slices; ends after the campaign's terminal state
-        event (or, when it was already ``terminal``, once drained) unless ``keep_open``."""
+        """Every event after ``cursor`` of the ``types`` wanted, in slices; ends after the
+        campaign's terminal state event (or, when it was already ``terminal``, once drained)
+        unless ``keep_open``. A filtered subscriber is woken only by events it wants."""
         if self._per_tenant[tenant] >= self.max_per_tenant:
             raise ResourceExhaustedError(
                 f"tenant {tenant!r} already holds {self.max_per_tenant} event streams "
                 "(max_streams_per_tenant); close one first"
             )
         self._per_tenant[tenant] += 1
-        try:
-            async for piece in self._events(campaign_id, cursor, terminal, keep_open):
-                yield piece
-        finally:
-            self._per_tenant[tenant] -= 1
-
-    async def _events(
-        self, campaign_id: str, cursor: str, terminal: bool, keep_open: bool
-    ) -> AsyncIterator[EventSlice]:
         feed = self._attach(campaign_id, cursor)
-        try:
+        try:  # one generator from the feed to gRPC: each message passes one frame
             while True:
-                news = feed.news  # taken before looking, so no read between the two is missed
-                piece = feed.after(cursor, keep_open)
+                news = feed.news(types)  # taken before looking: no read in between is missed
+                piece = feed.after(cursor, keep_open, types)
                 if piece is None:  # behind the buffer: catch up from the store itself
                     batch = await self._off_loop(
                         self.store.read_events, campaign_id, cursor, READ_BATCH, 0.0
                     )
-                    piece = encode_slice(campaign_id, batch, keep_open, self._encoded)
+                    piece = encode_slice(campaign_id, batch, keep_open, self._encoded, types)
+                if not piece.events and piece.cursor not in ("", cursor):
+                    cursor = piece.cursor  # only events the filter skips: look further
+                    continue
                 if not piece.events:
                     if feed.error is not None:
                         raise feed.error
@@ -321,6 +354,7 @@ class EventHub:
                     return
                 cursor = piece.cursor
         finally:
+            self._per_tenant[tenant] -= 1
             self._detach(feed)
 
     def _attach(self, campaign_id: str, cursor: str) -> _Feed:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -127,6 +128,18 @@ class Engine(abc.ABC, Generic[P]):
         round_index: int,
         previous: list[TrialRecord],
     ) -> list[dict[str, Any]]: ...
+
+    def iter_plan(
+        self,
+        spec: CampaignSpec,
+        meta: dict[str, Any],
+        round_index: int,
+        previous: list[TrialRecord],
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`plan`'s trials one at a time, in the same order: the coordinator packs them
+        as they come, so an engine that makes them lazily never has a whole round of dicts
+        in memory. The default iterates :meth:`plan`."""
+        return iter(self.plan(spec, meta, round_index, previous))
 
     @abc.abstractmethod
     def run_shard(self, context: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]: ...

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61ultlab/v1/faultlab.proto\x12\x0b\x66\x61ultlab.v1\"\xda\x02\n\x08\x43\x61mpaign\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.faultlab.v1.CampaignState\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x11\n\tspec_json\x18\x06 \x01(\t\x12\x11\n\tspec_hash\x18\x07 \x01(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x14\n\x0c\x63ode_version\x18\t \x01(\t\x12\x14\n\x0ctrials_total\x18\n \x01(\x03\x12\x13\n\x0btrials_done\x18\x0b \x01(\x03\x12\x15\n\rtrials_cached\x18\x0c \x01(\x03\x12\x15\n\rtrials_failed\x18\r \x01(\x03\x12\x12\n\ncreated_at\x18\x0e \x01(\x01\x12\x12\n\nupdated_at\x18\x0f \x01(\x01\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x12\n\nrequest_id\x18\x11 \x01(\t\"P\n\x15SubmitCampaignRequest\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x15ListCampaignsResponse\x12(\n\tcampaigns\x18\x01 \x03(\x0b\x32\x15.faultlab.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\\\n\x13StreamEventsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12 \n\x18keep_open_after_terminal\x18\x03 \x01(\x08\"0\n\nEventBatch\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.faultlab.v1.Event\"\x90\x02\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12)\n\x05state\x18\x04 \x01(\x0b\x32\x18.faultlab.v1.StateChangeH\x00\x12)\n\x08progress\x18\x05 \x01(\x0b\x32\x15.faultlab.v1.ProgressH\x00\x12\'\n\x05trial\x18\x06 \x01(\x0b\x32\x16.faultlab.v1.TrialDoneH\x00\x12#\n\x03log\x18\x07 \x01(\x0b\x32\x14.faultlab.v1.LogLineH\x00\x12(\n\x05\x63urve\x18\x08 \x01(\x0b\x32\x17.faultlab.v1.CurvePointH\x00\x42\x06\n\x04\x62ody\"-\n\nCurvePoint\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\npoint_json\x18\x02 \x01(\t\"I\n\x0bStateChange\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.faultlab.v1.CampaignState\x12\x0f\n\x07message\x18\x02 \x01(\t\"G\n\x08Progress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x0e\n\x06\x63\x61\x63hed\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\"Q\n\tTrialDone\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\ntrial_json\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\")\n\x07LogLine\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"O\n\x11GetResultsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"U\n\x0bTrialRecord\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\ntrial_json\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\"_\n\nResultPage\x12)\n\x07records\x18\x01 \x03(\x0b\x32\x18.faultlab.v1.TrialRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x03\"\'\n\x10GetReportRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x1d\n\x06Report\x12\x13\n\x0breport_json\x18\x01 \x01(\t\"<\n\x12ReplayTrialRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\ttrial_key\x18\x02 \x01(\t\"v\n\x13ReplayTrialResponse\x12\x12\n\ntrial_json\x18\x01 \x01(\t\x12\x1a\n\x12stored_result_json\x18\x02 \x01(\t\x12\x1c\n\x14replayed_result_json\x18\x03 \x01(\t\x12\x11\n\tidentical\x18\x04 \x01(\x08\"Y\n\x08\x41rtifact\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x0c\n\x04name\x18\x05 \x01(\t\"<\n\x0e\x41rtifactHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04name\x18\x03 \x01(\t\"_\n\x15UploadArtifactRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.faultlab.v1.ArtifactHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t*r\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\x32\xd0\x06\n\x08\x46\x61ultlab\x12K\n\x0eSubmitCampaign\x12\".faultlab.v1.SubmitCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12\x45\n\x0bGetCampaign\x12\x1f.faultlab.v1.GetCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12V\n\rListCampaigns\x12!.faultlab.v1.ListCampaignsRequest\x1a\".faultlab.v1.ListCampaignsResponse\x12K\n\x0e\x43\x61ncelCampaign\x12\".faultlab.v1.CancelCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12\x46\n\x0cStreamEvents\x12 .faultlab.v1.StreamEventsRequest\x1a\x12.faultlab.v1.Event0\x01\x12Q\n\x12StreamEventBatches\x12 .faultlab.v1.StreamEventsRequest\x1a\x17.faultlab.v1.EventBatch0\x01\x12\x45\n\nGetResults\x12\x1e.faultlab.v1.GetResultsRequest\x1a\x17.faultlab.v1.ResultPage\x12?\n\tGetReport\x12\x1d.faultlab.v1.GetReportRequest\x1a\x13.faultlab.v1.Report\x12P\n\x0bReplayTrial\x12\x1f.faultlab.v1.ReplayTrialRequest\x1a .faultlab.v1.ReplayTrialResponse\x12M\n\x0eUploadArtifact\x12\".faultlab.v1.UploadArtifactRequest\x1a\x15.faultlab.v1.Artifact(\x01\x12G\n\x0cStatArtifact\x12 .faultlab.v1.StatArtifactRequest\x1a\x15.faultlab.v1.Artifactb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61ultlab/v1/faultlab.proto\x12\x0b\x66\x61ultlab.v1\"\xda\x02\n\x08\x43\x61mpaign\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.faultlab.v1.CampaignState\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x11\n\tspec_json\x18\x06 \x01(\t\x12\x11\n\tspec_hash\x18\x07 \x01(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x14\n\x0c\x63ode_version\x18\t \x01(\t\x12\x14\n\x0ctrials_total\x18\n \x01(\x03\x12\x13\n\x0btrials_done\x18\x0b \x01(\x03\x12\x15\n\rtrials_cached\x18\x0c \x01(\x03\x12\x15\n\rtrials_failed\x18\r \x01(\x03\x12\x12\n\ncreated_at\x18\x0e \x01(\x01\x12\x12\n\nupdated_at\x18\x0f \x01(\x01\x12\r\n\x05\x65rror\x18\x10 \x01(\t\x12\x12\n\nrequest_id\x18\x11 \x01(\t\"P\n\x15SubmitCampaignRequest\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"=\n\x14ListCampaignsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x15ListCampaignsResponse\x12(\n\tcampaigns\x18\x01 \x03(\x0b\x32\x15.faultlab.v1.Campaign\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"k\n\x13StreamEventsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12 \n\x18keep_open_after_terminal\x18\x03 \x01(\x08\x12\r\n\x05types\x18\x04 \x03(\t\"0\n\nEventBatch\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.faultlab.v1.Event\"\x90\x02\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\x01\x12)\n\x05state\x18\x04 \x01(\x0b\x32\x18.faultlab.v1.StateChangeH\x00\x12)\n\x08progress\x18\x05 \x01(\x0b\x32\x15.faultlab.v1.ProgressH\x00\x12\'\n\x05trial\x18\x06 \x01(\x0b\x32\x16.faultlab.v1.TrialDoneH\x00\x12#\n\x03log\x18\x07 \x01(\x0b\x32\x14.faultlab.v1.LogLineH\x00\x12(\n\x05\x63urve\x18\x08 \x01(\x0b\x32\x17.faultlab.v1.CurvePointH\x00\x42\x06\n\x04\x62ody\"-\n\nCurvePoint\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\npoint_json\x18\x02 \x01(\t\"I\n\x0bStateChange\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x1a.faultlab.v1.CampaignState\x12\x0f\n\x07message\x18\x02 \x01(\t\"G\n\x08Progress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x0e\n\x06\x63\x61\x63hed\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\"Q\n\tTrialDone\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\ntrial_json\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\")\n\x07LogLine\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"O\n\x11GetResultsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"U\n\x0bTrialRecord\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\ntrial_json\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\"_\n\nResultPage\x12)\n\x07records\x18\x01 \x03(\x0b\x32\x18.faultlab.v1.TrialRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x03\"\'\n\x10GetReportRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x1d\n\x06Report\x12\x13\n\x0breport_json\x18\x01 \x01(\t\"<\n\x12ReplayTrialRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x11\n\ttrial_key\x18\x02 \x01(\t\"v\n\x13ReplayTrialResponse\x12\x12\n\ntrial_json\x18\x01 \x01(\t\x12\x1a\n\x12stored_result_json\x18\x02 \x01(\t\x12\x1c\n\x14replayed_result_json\x18\x03 \x01(\t\x12\x11\n\tidentical\x18\x04 \x01(\x08\"Y\n\x08\x41rtifact\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x0c\n\x04name\x18\x05 \x01(\t\"<\n\x0e\x41rtifactHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04name\x18\x03 \x01(\t\"_\n\x15UploadArtifactRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.faultlab.v1.ArtifactHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"%\n\x13StatArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t*r\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\x32\xd0\x06\n\x08\x46\x61ultlab\x12K\n\x0eSubmitCampaign\x12\".faultlab.v1.SubmitCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12\x45\n\x0bGetCampaign\x12\x1f.faultlab.v1.GetCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12V\n\rListCampaigns\x12!.faultlab.v1.ListCampaignsRequest\x1a\".faultlab.v1.ListCampaignsResponse\x12K\n\x0e\x43\x61ncelCampaign\x12\".faultlab.v1.CancelCampaignRequest\x1a\x15.faultlab.v1.Campaign\x12\x46\n\x0cStreamEvents\x12 .faultlab.v1.StreamEventsRequest\x1a\x12.faultlab.v1.Event0\x01\x12Q\n\x12StreamEventBatches\x12 .faultlab.v1.StreamEventsRequest\x1a\x17.faultlab.v1.EventBatch0\x01\x12\x45\n\nGetResults\x12\x1e.faultlab.v1.GetResultsRequest\x1a\x17.faultlab.v1.ResultPage\x12?\n\tGetReport\x12\x1d.faultlab.v1.GetReportRequest\x1a\x13.faultlab.v1.Report\x12P\n\x0bReplayTrial\x12\x1f.faultlab.v1.ReplayTrialRequest\x1a .faultlab.v1.ReplayTrialResponse\x12M\n\x0eUploadArtifact\x12\".faultlab.v1.UploadArtifactRequest\x1a\x15.faultlab.v1.Artifact(\x01\x12G\n\x0cStatArtifact\x12 .faultlab.v1.StatArtifactRequest\x1a\x15.faultlab.v1.Artifactb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faultlab.v1.faultlab_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CAMPAIGNSTATE']._serialized_start=2266
-  _globals['_CAMPAIGNSTATE']._serialized_end=2380
+  _globals['_CAMPAIGNSTATE']._serialized_start=2281
+  _globals['_CAMPAIGNSTATE']._serialized_end=2395
   _globals['_CAMPAIGN']._serialized_start=44
   _globals['_CAMPAIGN']._serialized_end=390
   _globals['_SUBMITCAMPAIGNREQUEST']._serialized_start=392
@@ -46,43 +46,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELCAMPAIGNREQUEST']._serialized_start=672
   _globals['_CANCELCAMPAIGNREQUEST']._serialized_end=716
   _globals['_STREAMEVENTSREQUEST']._serialized_start=718
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=810
-  _globals['_EVENTBATCH']._serialized_start=812
-  _globals['_EVENTBATCH']._serialized_end=860
-  _globals['_EVENT']._serialized_start=863
-  _globals['_EVENT']._serialized_end=1135
-  _globals['_CURVEPOINT']._serialized_start=1137
-  _globals['_CURVEPOINT']._serialized_end=1182
-  _globals['_STATECHANGE']._serialized_start=1184
-  _globals['_STATECHANGE']._serialized_end=1257
-  _globals['_PROGRESS']._serialized_start=1259
-  _globals['_PROGRESS']._serialized_end=1330
-  _globals['_TRIALDONE']._serialized_start=1332
-  _globals['_TRIALDONE']._serialized_end=1413
-  _globals['_LOGLINE']._serialized_start=1415
-  _globals['_LOGLINE']._serialized_end=1456
-  _globals['_GETRESULTSREQUEST']._serialized_start=1458
-  _globals['_GETRESULTSREQUEST']._serialized_end=1537
-  _globals['_TRIALRECORD']._serialized_start=1539
-  _globals['_TRIALRECORD']._serialized_end=1624
-  _globals['_RESULTPAGE']._serialized_start=1626
-  _globals['_RESULTPAGE']._serialized_end=1721
-  _globals['_GETREPORTREQUEST']._serialized_start=1723
-  _globals['_GETREPORTREQUEST']._serialized_end=1762
-  _globals['_REPORT']._serialized_start=1764
-  _globals['_REPORT']._serialized_end=1793
-  _globals['_REPLAYTRIALREQUEST']._serialized_start=1795
-  _globals['_REPLAYTRIALREQUEST']._serialized_end=1855
-  _globals['_REPLAYTRIALRESPONSE']._serialized_start=1857
-  _globals['_REPLAYTRIALRESPONSE']._serialized_end=1975
-  _globals['_ARTIFACT']._serialized_start=1977
-  _globals['_ARTIFACT']._serialized_end=2066
-  _globals['_ARTIFACTHEADER']._serialized_start=2068
-  _globals['_ARTIFACTHEADER']._serialized_end=2128
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=2130
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=2225
-  _globals['_STATARTIFACTREQUEST']._serialized_start=2227
-  _globals['_STATARTIFACTREQUEST']._serialized_end=2264
-  _globals['_FAULTLAB']._serialized_start=2383
-  _globals['_FAULTLAB']._serialized_end=3231
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=825
+  _globals['_EVENTBATCH']._serialized_start=827
+  _globals['_EVENTBATCH']._serialized_end=875
+  _globals['_EVENT']._serialized_start=878
+  _globals['_EVENT']._serialized_end=1150
+  _globals['_CURVEPOINT']._serialized_start=1152
+  _globals['_CURVEPOINT']._serialized_end=1197
+  _globals['_STATECHANGE']._serialized_start=1199
+  _globals['_STATECHANGE']._serialized_end=1272
+  _globals['_PROGRESS']._serialized_start=1274
+  _globals['_PROGRESS']._serialized_end=1345
+  _globals['_TRIALDONE']._serialized_start=1347
+  _globals['_TRIALDONE']._serialized_end=1428
+  _globals['_LOGLINE']._serialized_start=1430
+  _globals['_LOGLINE']._serialized_end=1471
+  _globals['_GETRESULTSREQUEST']._serialized_start=1473
+  _globals['_GETRESULTSREQUEST']._serialized_end=1552
+  _globals['_TRIALRECORD']._serialized_start=1554
+  _globals['_TRIALRECORD']._serialized_end=1639
+  _globals['_RESULTPAGE']._serialized_start=1641
+  _globals['_RESULTPAGE']._serialized_end=1736
+  _globals['_GETREPORTREQUEST']._serialized_start=1738
+  _globals['_GETREPORTREQUEST']._serialized_end=1777
+  _globals['_REPORT']._serialized_start=1779
+  _globals['_REPORT']._serialized_end=1808
+  _globals['_REPLAYTRIALREQUEST']._serialized_start=1810
+  _globals['_REPLAYTRIALREQUEST']._serialized_end=1870
+  _globals['_REPLAYTRIALRESPONSE']._serialized_start=1872
+  _globals['_REPLAYTRIALRESPONSE']._serialized_end=1990
+  _globals['_ARTIFACT']._serialized_start=1992
+  _globals['_ARTIFACT']._serialized_end=2081
+  _globals['_ARTIFACTHEADER']._serialized_start=2083
+  _globals['_ARTIFACTHEADER']._serialized_end=2143
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=2145
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=2240
+  _globals['_STATARTIFACTREQUEST']._serialized_start=2242
+  _globals['_STATARTIFACTREQUEST']._serialized_end=2279
+  _globals['_FAULTLAB']._serialized_start=2398
+  _globals['_FAULTLAB']._serialized_end=3246
 # @@protoc_insertion_point(module_scope)

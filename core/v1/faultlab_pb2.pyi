@@ -99,14 +99,16 @@ class CancelCampaignRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ("campaign_id", "cursor", "keep_open_after_terminal")
+    __slots__ = ("campaign_id", "cursor", "keep_open_after_terminal", "types")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     KEEP_OPEN_AFTER_TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     cursor: str
     keep_open_after_terminal: bool
-    def __init__(self, campaign_id: _Optional[str] = ..., cursor: _Optional[str] = ..., keep_open_after_terminal: _Optional[bool] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, campaign_id: _Optional[str] = ..., cursor: _Optional[str] = ..., keep_open_after_terminal: _Optional[bool] = ..., types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -37,11 +37,13 @@ transition into a reported failure, so a dropped connection surfaces as
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgpack  # type: ignore[import-untyped]
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -70,6 +72,9 @@ from faultlab.states import CampaignState, TrialState
 DEFAULT_PREFIX = "faultlab"
 _CONNECT_TIMEOUT_S = 2.0
 _SOCKET_TIMEOUT_S = 10.0
+
+_ATTEMPTS = re.compile(r'"attempts":\s*(\d+)')
+"""The ``attempts`` field of a trial's state JSON (a page's states are matched at once)."""
 
 # Reply shape with ``decode_responses=True`` (redis-py types it as bytes | str).
 _Hash = dict[str, str]
@@ -346,14 +351,24 @@ class RedisStore(RedisFencing, RedisArtifacts, Store):
         if limit <= 0:
             return []
         with self._reachable():  # one script, one reply: O(log n + page) in Redis
-            page = str(self._result_page(
+            reply = self._result_page(  # msgpack bytes: read by a client that decodes nothing
                 keys=[self._campaign_key(campaign_id, part)
                       for part in ("done", "trials", "trial_data")],
-                args=[max(start_index, 0), limit, self._result_key("")],
-            ))
-        rows = (row.split("\x1f") for row in page.split("\x1e")) if page else ()
-        return [ResultText(key, int(float(index)), int(attempts), trial, result)
-                for key, index, attempts, trial, result in rows]
+                args=[max(start_index, 0), limit, self._result_key("")], client=self._blobs,
+            )
+        found, states, trials, results = msgpack.unpackb(reply, raw=False)
+        keys, indexes = found[::2], found[1::2]
+        if False in states or False in trials or False in results:  # deleted meanwhile
+            kept = [i for i, texts in enumerate(zip(states, trials, results, strict=True))
+                    if False not in texts]
+            keys, indexes, states, trials, results = (
+                [part[i] for i in kept] for part in (keys, indexes, states, trials, results))
+        attempts = _ATTEMPTS.findall("\x1e".join(states))  # one per state
+        if len(attempts) != len(keys):
+            attempts = [str(json.loads(state)["attempts"]) for state in states]
+        return [ResultText(key, int(float(index)), int(n), trial, result)
+                for key, index, n, trial, result
+                in zip(keys, indexes, attempts, trials, results, strict=True)]
 
     # --- lifecycle -------------------------------------------------------------------
     def ping(self) -> None:

@@ -30,13 +30,14 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from faultlab.errors import NotFoundError, UnavailableError
+from faultlab.errors import NotFoundError
 from faultlab.server.store.base import (
     ArtifactInfo,
     check_artifact_limits,
     quota_exceeded,
     verified_chunks,
 )
+from faultlab.server.store.redis_fencing import unavailable_when_down
 from faultlab.server.store.redis_scripts import fenced
 
 UPLOAD_TTL_S = 3600
@@ -93,10 +94,8 @@ class RedisArtifacts:
 
     @contextlib.contextmanager
     def _blobs_reachable(self) -> Iterator[None]:
-        try:
+        with unavailable_when_down(self.url):
             yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise UnavailableError(f"Redis store at {self.url} is unreachable: {exc}") from exc
 
     def _record(self, owner: str, digest: str) -> dict[str, Any] | None:
         with self._blobs_reachable():

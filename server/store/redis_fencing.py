@@ -32,6 +32,25 @@ _CURSOR = re.compile(r"\d+(-\d+)?")
 _StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 
 
+BUSY_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Replies of a Redis that is up but cannot serve now (a long script runs, it loads its data,
+a replica lost its primary): retryable, like an unreachable one."""
+
+
+@contextlib.contextmanager
+def unavailable_when_down(url: str) -> Iterator[None]:
+    """Redis unreachable, timing out or busy → :class:`~faultlab.errors.UnavailableError`
+    (callers retry with backoff; clients see UNAVAILABLE, never INTERNAL)."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise UnavailableError(f"Redis store at {url} is unreachable: {exc}") from exc
+    except redis.exceptions.ResponseError as exc:
+        if str(exc).startswith(BUSY_REPLIES):
+            raise UnavailableError(f"Redis store at {url} is busy: {exc}") from exc
+        raise
+
+
 class RedisFencing:
     """Lease, fenced scripts and events of :class:`~faultlab.server.store.redis.RedisStore`."""
 
@@ -55,10 +74,8 @@ class RedisFencing:
 
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
-        try:
+        with unavailable_when_down(self.url):
             yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise UnavailableError(f"Redis store at {self.url} is unreachable: {exc}") from exc
 
     def _lease_keys(self) -> list[str]:
         return [f"{self.prefix}:lease", f"{self.prefix}:lease_token"]

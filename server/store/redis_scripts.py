@@ -235,18 +235,36 @@ return new
 """
 
 # KEYS: done, trials, trial_data; ARGV: start index, limit, result key prefix (``P:result:``).
-# One page of results in one reply: rows joined by \x1e, fields (key, index, attempts, trial
-# JSON, result JSON) by \x1f, characters that JSON text never holds unescaped. (Result keys are
-# built from the prefix: this store never runs on Redis Cluster, whose slots they would cross.)
+# One page of results in one msgpack reply, four arrays: the keys interleaved with their plan
+# indexes (ZRANGEBYSCORE's WITHSCORES reply itself), then the trial states, trial JSON and
+# result JSON of those keys, in plan order (false where one went missing meanwhile). The reads
+# are one HMGET per hash and one MGET (per 500 keys: ``unpack`` stays far below Lua's stack
+# limit), packed by cmsgpack in C: no string is built per row, and joining the replies into
+# texts in Lua cost about twice as much as packing them. (Result keys are built from the
+# prefix: this store never runs on Redis Cluster, whose slots they would cross.)
 RESULT_PAGE = """
 local found = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0,
   ARGV[2])
-local rows = {}
-for i = 1, #found, 2 do
-  local key = found[i]
-  local attempts = string.match(redis.call('HGET', KEYS[2], key), '"attempts":(%d+)')
-  rows[#rows + 1] = table.concat({key, found[i + 1], attempts,
-    redis.call('HGET', KEYS[3], key), redis.call('GET', ARGV[3] .. key)}, '\\31')
+local keys, results = {}, {}
+for i = 1, #found / 2 do
+  keys[i] = found[2 * i - 1]
+  results[i] = ARGV[3] .. keys[i]
 end
-return table.concat(rows, '\\30')
+local function read(command, key, names)
+  if #names <= 500 then
+    if #names == 0 then return {} end
+    if key then return redis.call(command, key, unpack(names)) end
+    return redis.call(command, unpack(names))
+  end
+  local out = {}
+  for first = 1, #names, 500 do
+    local last = math.min(first + 499, #names)
+    local part = key and redis.call(command, key, unpack(names, first, last))
+      or redis.call(command, unpack(names, first, last))
+    for i = 1, #part do out[first + i - 1] = part[i] end
+  end
+  return out
+end
+return cmsgpack.pack({found, read('HMGET', KEYS[2], keys), read('HMGET', KEYS[3], keys),
+  read('MGET', false, results)})
 """

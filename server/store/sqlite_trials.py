@@ -185,11 +185,12 @@ def result_texts(
 ) -> list[ResultText]:
     if limit <= 0:
         return []
-    rows = db.execute(  # a range of the (campaign_id, idx) index: O(page) at any depth
+    cursor = db.cursor()
+    cursor.row_factory = None  # plain tuples: a page builds no Row objects
+    rows = cursor.execute(  # a range of the (campaign_id, idx) index: O(page) at any depth
         "SELECT t.key, t.idx, t.attempts, t.trial_json, r.result_json FROM trials t "
         "JOIN results r ON r.key = t.key WHERE t.campaign_id = ? AND t.idx >= ? "
         "AND t.state = ? ORDER BY t.idx LIMIT ?",
         (campaign_id, max(start_index, 0), TrialState.DONE.value, limit),
-    ).fetchall()
-    return [ResultText(r["key"], r["idx"], r["attempts"], r["trial_json"], r["result_json"])
-            for r in rows]
+    )
+    return [ResultText(*row) for row in rows]

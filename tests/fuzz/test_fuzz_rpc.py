@@ -122,3 +122,5 @@ def test_rpc_fields(probe: Probe, token: str, cursor: str, campaign: str, size: 
     probe.call(stub.ReplayTrial, pb.ReplayTrialRequest(campaign_id=ident, trial_key=text))
     probe.call(stub.StatArtifact, pb.StatArtifactRequest(sha256=text))
     probe.call(stub.StreamEvents, pb.StreamEventsRequest(campaign_id=probe.known, cursor=mark))
+    probe.call(stub.StreamEventBatches, pb.StreamEventsRequest(
+        campaign_id=probe.known, cursor=mark, types=[text, "progress", mark][: 1 + size % 3]))

@@ -15,6 +15,7 @@ import difflib
 import math
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from faultlab.workers.faults.loading import load_workload, workload_pairs
 from faultlab.workers.faults.mitigations import MITIGATIONS
 from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.params import DtypeName, FaultParams
-from faultlab.workers.faults.planning import plan_round, strata
+from faultlab.workers.faults.planning import iter_round, plan_round, strata
 from faultlab.workers.faults.sites import is_message_passing
 from faultlab.workers.faults.targets import campaign_sites, check_targets
 from faultlab.workers.faults.workload import CHUNK, Workload, cast_inputs, convert
@@ -197,6 +198,12 @@ class FaultEngine(Engine[FaultParams]):
              previous: list[TrialRecord]) -> list[dict[str, Any]]:
         params = self.params(spec)
         return plan_round(params, spec.seed, meta, round_index,
+                          [(r.trial, r.result) for r in previous], spec.execution.max_trials)
+
+    def iter_plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
+                  previous: list[TrialRecord]) -> Iterator[dict[str, Any]]:
+        params = self.params(spec)
+        return iter_round(params, spec.seed, meta, round_index,
                           [(r.trial, r.result) for r in previous], spec.execution.max_trials)
 
     # -- run ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,7 +278,27 @@ def plan_round(
     previous: list[tuple[dict[str, Any], dict[str, Any]]], max_trials: int,
 ) -> list[dict[str, Any]]:
     """The trials of one planning round (``[]`` ends the campaign)."""
+    return list(iter_round(params, spec_seed, meta, round_index, previous, max_trials))
+
+
+def iter_round(
+    params: FaultParams, spec_seed: int, meta: dict[str, Any], round_index: int,
+    previous: list[tuple[dict[str, Any], dict[str, Any]]], max_trials: int,
+) -> Iterator[dict[str, Any]]:
+    """:func:`plan_round`'s trials, made one at a time (the coordinator never holds a whole
+    round of dicts); the round's size is checked before the first one is made."""
     model = FAULT_MODELS.get(params.fault_model).impl()
+    allocation = round_allocation(params, spec_seed, meta, round_index, previous, max_trials)
+    for st, first, count in allocation:
+        for j in range(first, first + count):
+            yield make_trial(params, spec_seed, st, j, round_index, model)
+
+
+def round_allocation(
+    params: FaultParams, spec_seed: int, meta: dict[str, Any], round_index: int,
+    previous: list[tuple[dict[str, Any], dict[str, Any]]], max_trials: int,
+) -> list[tuple[Stratum, int, int]]:
+    """``(stratum, first ordinal, count)`` of each stratum the round samples (``[]``: none)."""
     all_strata = strata(params, meta)
     z = two_sided_z(params.confidence)
     plan: list[tuple[Stratum, int, int]] = []  # (stratum, first ordinal, count)
@@ -325,8 +346,4 @@ def plan_round(
             f"round {round_index} plans {total} trials, above the limit {max_trials}; "
             "widen faults.margin, narrow faults.layers/bits or raise execution.max_trials",
         )
-    trials = []
-    for st, first, count in plan:
-        for j in range(first, first + count):
-            trials.append(make_trial(params, spec_seed, st, j, round_index, model))
-    return trials
+    return plan
