@@ -8,8 +8,9 @@ its own connection pool; SQLite wakes on a commit of this process and polls othe
 The fan-out does as little per subscriber as it can, because it shares the event loop with
 the campaigns' runners:
 
-* each event is serialised once, when the feed reads it (its ``faultlab.v1.Event`` bytes and
-  their framing as an ``EventBatch`` element), and every subscriber sends those bytes;
+* each event is serialised once, when a slice first needs it (its ``faultlab.v1.Event`` bytes
+  and their framing as an ``EventBatch`` element: a feed followed only by watchers never
+  encodes a trial record), and every subscriber sends those bytes;
 * a subscriber wakes once per read of the feed, not once per event, and takes everything
   after its cursor as one :class:`EventSlice` — one ``EventBatch`` message
   (``StreamEventBatches``), whose bytes the subscribers at the same cursor share;
@@ -148,12 +149,12 @@ class _Feed:
         """Position (counted from the feed's start) of the oldest buffered event."""
         self.events: list[StoredEvent] = []
         self.orders: list[tuple[int, ...]] = []
-        self.messages: list[bytes] = []
-        self.framed: list[bytes] = []
+        self.messages: list[bytes | None] = []
+        self.framed: list[bytes | None] = []
+        """Each buffered event's wire bytes, encoded when a slice first needs them (a feed
+        followed only by watchers never encodes a trial record)."""
         self.types: list[str] = []
         """Each buffered event's type (what subscribers' filters match)."""
-        self.ends: list[int] = [0]
-        """``ends[i]``: bytes of the framed events before buffer index ``i`` (prefix sums)."""
         self.terminal: int | None = None
         """Position of the campaign's terminal state event, once read."""
         self.buffer = buffer
@@ -228,15 +229,13 @@ class _Feed:
     def _publish(self, batch: list[StoredEvent], error: FaultlabError | None,
                  wake_all: bool) -> None:
         for stored in batch:
-            wire, framed = encode(self.campaign_id, stored)
             if self.terminal is None and is_terminal_event(stored):
                 self.terminal = self.first + len(self.events)
             self.events.append(stored)
             self.orders.append(cursor_order(stored.cursor))
-            self.messages.append(wire)
-            self.framed.append(framed)
+            self.messages.append(None)
+            self.framed.append(None)
             self.types.append(stored.event.type)
-            self.ends.append(self.ends[-1] + len(framed))
         if batch:
             self.head = batch[-1].cursor
         if len(self.events) > 2 * self.buffer:  # trimmed in bulk: amortised O(1) per event
@@ -245,7 +244,7 @@ class _Feed:
             self.base_order = cursor_order(self.base)
             self.first += cut
             del self.events[:cut], self.orders[:cut], self.messages[:cut], self.framed[:cut]
-            del self.types[:cut], self.ends[:cut]
+            del self.types[:cut]
         self.error = error
         self.notified_at = time.monotonic()
         present = {stored.event.type for stored in batch}
@@ -261,8 +260,7 @@ class _Feed:
         if order < self.base_order:
             return None
         start = bisect.bisect_right(self.orders, order)
-        stop = bisect.bisect_right(self.ends, self.ends[start] + SLICE_BYTES) - 1
-        stop = min(max(stop, start + 1), len(self.events), start + READ_BATCH)
+        stop = min(len(self.events), start + READ_BATCH)
         ends = False
         if not keep_open and self.terminal is not None and start <= self.terminal - self.first:
             terminal = self.terminal - self.first
@@ -273,19 +271,36 @@ class _Feed:
         return self._slice(start, stop, types, ends)
 
     def _slice(self, start: int, stop: int, types: Types, ends: bool) -> EventSlice:
-        """Buffer positions ``[start, stop)`` filtered by ``types``, built once for every
-        subscriber there (the joined ``EventBatch`` bytes included)."""
+        """Buffer positions ``[start, stop)`` filtered by ``types`` (and cut once past
+        :data:`SLICE_BYTES`), built once for every subscriber there (the joined
+        ``EventBatch`` bytes included)."""
         key = (self.first + start, self.first + stop, types, ends)
         piece = self._slices.get(key)
         if piece is None:
-            picked = range(start, stop) if types is None else [
-                i for i in range(start, stop) if self.types[i] in types]
+            picked: list[int] = []
+            size, last = 0, stop - 1
+            for i in range(start, stop):
+                if types is not None and self.types[i] not in types:
+                    continue
+                if picked and size > SLICE_BYTES:
+                    last, ends = picked[-1], False  # full: the rest goes in the next slice
+                    break
+                picked.append(i)
+                size += len(self._encoded(i)[1])
             piece = EventSlice([self.events[i] for i in picked],
-                               [self.messages[i] for i in picked],
-                               b"".join([self.framed[i] for i in picked]), ends,
-                               self.events[stop - 1].cursor)
+                               [self._encoded(i)[0] for i in picked],
+                               b"".join([self._encoded(i)[1] for i in picked]), ends,
+                               self.events[last].cursor)
             self._slices.put(key, piece)
         return piece
+
+    def _encoded(self, i: int) -> tuple[bytes, bytes]:
+        """Buffer position ``i``'s ``(Event bytes, framed)``, encoded once."""
+        wire, framed = self.messages[i], self.framed[i]
+        if wire is None or framed is None:
+            wire, framed = encode(self.campaign_id, self.events[i])
+            self.messages[i], self.framed[i] = wire, framed
+        return wire, framed
 
 
 class EventHub:
