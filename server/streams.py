@@ -164,7 +164,7 @@ class _Feed:
         self._news: dict[Types, asyncio.Event] = {}
         """Per type filter: set (and replaced) on every read that brought events it wants,
         an error, or the end of the log (see :meth:`news`)."""
-        self._slices: LruCache[tuple[int, int, Types, bool], EventSlice] = LruCache(64)
+        self._slices: LruCache[tuple[int, int, Types, bool], EventSlice] = LruCache(16)
         self.batch_window_s = batch_window_s
         self.notified_at = 0.0
         """When subscribers were last woken (``time.monotonic()``)."""
