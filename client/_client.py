@@ -284,7 +284,8 @@ class CampaignHandle:
     describe = status
 
     def cancel(self) -> CampaignStatus:
-        """Stops the campaign's Ray tasks; the campaign ends CANCELLED."""
+        """Ends the campaign CANCELLED now: no further shard starts, and what the shards
+        already running return is dropped."""
         msg = self.client._call(
             self.client._stub.CancelCampaign, pb.CancelCampaignRequest(campaign_id=self.id)
         )

@@ -164,7 +164,7 @@ def _add_remote_commands(sub: Any) -> None:
     for name, help_text, fn in (
         ("status", "state and progress of a campaign", cmd_status),
         ("watch", "follow a campaign live until it ends", cmd_watch),
-        ("cancel", "cancel a campaign (stops its Ray tasks)", cmd_cancel),
+        ("cancel", "cancel a campaign (no further shard starts)", cmd_cancel),
     ):
         p = _remote(_add(sub, name, help_text))
         p.add_argument("id")
