@@ -202,12 +202,13 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
             while reading is not None:
                 record, rows = await reading
                 reading, more, current = None, len(rows) > chunk, rows[:chunk]
+                weights = [_weight(row) for row in current]
                 if more:  # the next read: about what still fits, at these rows' size
-                    have, after = len(page.records) + len(current), used + _chars(current)
+                    have, after = len(page.records) + len(current), used + sum(weights)
                     fits = min(size - have, READ_ROWS, (RESULT_CHARS - after) * have // after + 1)
                     if fits > 0 and after < RESULT_CHARS:
                         reading, chunk = read(rows[chunk].index, fits), fits
-                stop, used = _fill_page(page, current, size, used)
+                stop, used = _fill_page(page, current, weights, size, used)
                 if stop is None and more and reading is None:
                     stop = rows[-1].index
                 if stop is not None or reading is None:
@@ -260,17 +261,17 @@ class FaultlabServicer(pb_grpc.FaultlabServicer):
         return artifact_message(await self.co.stat_artifact(current_tenant(), digest))
 
 
-def _chars(rows: list[ResultText]) -> int:
-    """What rows weigh in a result page: their texts' characters and a little framing."""
-    return sum(len(row.key) + len(row.trial_json) + len(row.result_json) + 16 for row in rows)
+def _weight(row: ResultText) -> int:
+    """What a row weighs in a result page: its texts' characters and a little framing."""
+    return len(row.key) + len(row.trial_json) + len(row.result_json) + 16
 
 
-def _fill_page(page: pb.ResultPage, rows: list[ResultText], size: int, used: int
-               ) -> tuple[int | None, int]:
-    """Adds rows while the page has room (at least one row, however large); returns the plan
-    index of the first row left out (None: all added) and the characters the page holds."""
-    totals = list(accumulate((len(row.key) + len(row.trial_json) + len(row.result_json) + 16
-                              for row in rows), initial=used))  # totals[k]: with k rows more
+def _fill_page(page: pb.ResultPage, rows: list[ResultText], weights: list[int], size: int,
+               used: int) -> tuple[int | None, int]:
+    """Adds rows (each of ``weights[i]``, :func:`_weight`) while the page has room (at least
+    one row, however large); returns the plan index of the first row left out (None: all
+    added) and the characters the page holds."""
+    totals = list(accumulate(weights, initial=used))  # totals[k]: with k rows more
     fit = bisect.bisect_right(totals, RESULT_CHARS) - 1  # rows while within RESULT_CHARS
     count = max(0, min(len(rows), size - len(page.records), max(fit, 0 if used else 1)))
     add = page.records.add

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +79,3 @@ class DefaultDeviceCalls(TorchFunctionMode):
                     self.calls.append(f"{Path(caller).relative_to(self.package)}:{line} "
                                       f"{func.__name__}")
         return func(*args, **kwargs)
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` for the block (device tests compare records
-    bit for bit, and one thread per test process is what a 2-core machine runs best)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from faultlab.workers.zoo import load_dataset
 from tests.device_checks import (
     DefaultDeviceCalls,
     package_default_device_calls,
-    torch_threads,
 )
 
 CPU, META = torch.device("cpu"), torch.device("meta")
@@ -71,10 +69,7 @@ HYPERSPECTRAL = {"kind": "training", "seed": 0, "training": {
 SPECS = {"graph": GRAPH, "image": IMAGE, "hyperspectral": HYPERSPECTRAL}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context_tensors(ctx: Any) -> dict[str, torch.Tensor]:

@@ -4,12 +4,10 @@ SpecError naming the field before any training."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from faultlab.errors import SpecError
 from faultlab.spec import parse_spec
@@ -20,12 +18,7 @@ from faultlab.workers.training.loop import CURVE_KEYS
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spec(**training: Any) -> dict[str, Any]:

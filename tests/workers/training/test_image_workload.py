@@ -5,12 +5,10 @@ cell}`` resolves to), gives the trained model's predictions; the full examples v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from faultlab.errors import SpecError
 from faultlab.hashing import blob_digest
@@ -24,12 +22,7 @@ from faultlab.workers.zoo.sources import build_model_from_source
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: more threads only contend
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trial(input_spec: dict[str, Any], augment: list[dict[str, Any]]) -> dict[str, Any]:

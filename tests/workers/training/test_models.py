@@ -3,8 +3,6 @@ product, every skip option keeps the shapes, and training is deterministic in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -17,12 +15,7 @@ from faultlab.workers.zoo import GraphData, load_dataset
 SKIPS = ["none", "residual", "initial_residual", "jk"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ the same test inputs, and the MoEx − baseline differences are paired over seed
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-import torch
 from torch import nn
 from torch.nn.utils import prune
 
@@ -29,12 +27,7 @@ MOEX = [{"name": "moex", "params": {"probability": 1.0, "lam": 0.9, "norm": "pon
                                     "layer": None, "epsilon": 1e-5}}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bench() -> ModuleType:

@@ -10,16 +10,15 @@ import torch
 from faultlab.spec import DatasetSpec
 from faultlab.workers.watermark.runs import fresh_builder
 from faultlab.workers.zoo import ImageData, load_dataset, trained_model
+from tests.threads import torch_threads
 from tests.workers.watermark import FAST
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     """Tiny models run faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
