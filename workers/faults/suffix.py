@@ -50,6 +50,8 @@ class SuffixRunner:
         self.nodes = list(self.graph.nodes)
         self.programs: dict[str, _Program | None] = {}
         self.env: list[dict[str, Any]] = []
+        self.outputs: list[Any] = []
+        """The golden output of each input chunk (:meth:`cache_golden`)."""
 
     @staticmethod
     def try_build(model: nn.Module) -> SuffixRunner | None:
@@ -125,6 +127,7 @@ class SuffixRunner:
             with torch.no_grad():
                 outputs.append(interp.run(*args))
             self.env.append(values)
+        self.outputs = outputs
         return outputs
 
     def run(self, program: _Program, chunk: int) -> Any:

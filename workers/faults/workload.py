@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from faultlab.workers.faults.batched import run_folded, stacked_faulty
+from faultlab.workers.faults.channel import ChannelRunner
 from faultlab.workers.faults.formats import TORCH_DTYPES
 from faultlab.workers.faults.inject import Injector
 from faultlab.workers.faults.mitigations import Mitigation
@@ -77,6 +78,7 @@ class Workload:
     mitigations: dict[str, tuple[Mitigation, Any, float]] = field(default_factory=dict)
     """name -> (mitigation, profiled bounds per dtype, slack)."""
     _suffix: dict[tuple[str, str], SuffixRunner | None] = field(default_factory=dict)
+    _channel: dict[tuple[str, str], ChannelRunner] = field(default_factory=dict)
     _exact: dict[tuple[str, str], bool] = field(default_factory=dict)
     """(dtype, layer) -> whether the folded batched pass is bit-exact there."""
     batch_faster: dict[tuple[str, str], bool] = field(default_factory=dict)
@@ -87,6 +89,7 @@ class Workload:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_suffix"] = {}  # rebuilt lazily where the workload runs
+        state["_channel"] = {}
         state["_exact"] = {}
         state["batch_faster"] = {}
         return state
@@ -149,9 +152,21 @@ class Workload:
         # built (and its golden values cached) before any fault is applied
         runner = self.suffix_runner(dtype, variant) if use_suffix else None
         program = runner.program(*params[0]) if runner is not None else None
+        channel, site, chans = None, None, None
+        if runner is not None and program is not None:  # checked on the clean weights
+            site = sites[faults[0]["site"]]
+            channel = self._channel.setdefault((dtype, variant),
+                                               ChannelRunner(runner, self.models[dtype]))
+            chans = channel.channels(site, faults)
+            if chans is not None and not channel.verify(site, chans):
+                chans = None
         with injector, self.mitigation_stack(dtype, variant):
             if runner is not None and program is not None:
-                outs = [runner.run(program, c) for c in range(len(runner.env))]
+                if (channel is not None and site is not None and chans is not None
+                        and channel.usable(site)):
+                    outs = [channel.run(site, chans, c) for c in range(len(runner.env))]
+                else:
+                    outs = [runner.run(program, c) for c in range(len(runner.env))]
                 return torch.cat(outs).float() if len(outs) > 1 else outs[0].float()
             return self.forward(dtype, injector)
 
