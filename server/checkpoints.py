@@ -78,6 +78,20 @@ def store_result_blobs(
     return out
 
 
+def has_blobs(results: list[dict[str, Any]]) -> bool:
+    """Whether any result holds a top-level ``bytes`` value (a checkpoint to store)."""
+    return any(isinstance(value, bytes) for result in results for value in result.values())
+
+
+def store_shard_blobs(
+    store: Store, config: CoordinatorConfig, owner: str, campaign_id: str,
+    results: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """:func:`store_result_blobs` for a shard's results, in one call off the event loop
+    (idempotent: a retry after an outage reuses what was stored)."""
+    return [store_result_blobs(store, config, owner, campaign_id, r) for r in results]
+
+
 def share_result_blobs(
     store: Store, config: CoordinatorConfig, owner: str, campaign_id: str,
     results: list[dict[str, Any]],
@@ -162,4 +176,4 @@ def resolve_model_reference(store: Store, owner: str, spec: CampaignSpec) -> Cam
 
 
 __all__ = ["CELL_KEYS", "RESULT_CACHE_OWNER", "resolve_model_reference", "share_result_blobs",
-           "store_result_blobs"]
+           "store_result_blobs", "has_blobs", "store_shard_blobs"]

@@ -26,7 +26,7 @@ from typing import Any
 from faultlab.errors import FaultlabError, SpecError
 from faultlab.hashing import canonical_json
 from faultlab.server.caches import PACK_CHUNK, LruCache, PackedPlan
-from faultlab.server.checkpoints import share_result_blobs, store_result_blobs
+from faultlab.server.checkpoints import has_blobs, share_result_blobs, store_shard_blobs
 from faultlab.server.edge import user_error
 from faultlab.server.lifecycle import CampaignLifecycle
 from faultlab.server.outage import persist
@@ -337,9 +337,9 @@ class CampaignRunner:
         await self._store(self.store.mark_running, self.id, keys)
 
     async def finished(self, keys: Sequence[str], results: list[dict[str, Any]]) -> None:
-        config = self.lifecycle.config  # blobs (checkpoints) become the tenant's artifacts
-        results = [await self._store(store_result_blobs, self.store, config, self.owner,
-                                     self.id, r) for r in results]
+        if has_blobs(results):  # checkpoints become the tenant's artifacts: one hop a shard
+            results = await self._store(store_shard_blobs, self.store, self.lifecycle.config,
+                                        self.owner, self.id, results)
         items = [ResultItem(k, r) for k, r in zip(keys, results, strict=True)]
         self.computed += await self._store(self.store.record_results, self.id, items)
 

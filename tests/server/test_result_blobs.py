@@ -14,8 +14,10 @@ from faultlab.hashing import blob_digest
 from faultlab.server.auth import Authenticator
 from faultlab.server.checkpoints import (
     RESULT_CACHE_OWNER,
+    has_blobs,
     share_result_blobs,
     store_result_blobs,
+    store_shard_blobs,
 )
 from faultlab.server.config import CoordinatorConfig
 from faultlab.server.store import open_store
@@ -49,3 +51,20 @@ def test_cached_results_share_only_their_own_blobs(tmp_path: Path) -> None:
 def test_no_token_may_map_to_the_cache_owner() -> None:
     with pytest.raises(ArgumentError, match="reserved"):
         Authenticator({"tok": RESULT_CACHE_OWNER})
+
+
+def test_a_shard_stores_its_blobs_in_one_call_and_a_retry_reuses_them(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path / 'shard.db'}")
+    config = CoordinatorConfig()
+    try:
+        results = [{"loss": 0.5}, {"loss": 0.4, "checkpoint": b"w-a"}, {"checkpoint": b"w-b"}]
+        assert has_blobs(results) and not has_blobs([{"loss": 0.5}, {"ref": "sha256:00"}])
+        first = store_shard_blobs(store, config, "alice", "c9", results)
+        again = store_shard_blobs(store, config, "alice", "c9", results)  # after an outage
+        assert first == again and first[0] == {"loss": 0.5}
+        assert [r.get("checkpoint") for r in first] == [
+            None, blob_digest(b"w-a"), blob_digest(b"w-b")]
+        assert store.read_artifact("alice", blob_digest(b"w-b")) == b"w-b"
+        assert results[1]["checkpoint"] == b"w-a"  # the worker's dicts are not rewritten
+    finally:
+        store.close()
