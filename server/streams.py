@@ -21,10 +21,11 @@ the campaigns' runners:
   one, and the filtered slices are built once per cursor and filter.
 
 A subscriber serves itself from the feed's bounded buffer when its cursor is inside it and
-from a non-blocking store read otherwise (a catch-up from an old cursor), so each one sees
-every event once, in order. Subscribers per tenant are bounded (RESOURCE_EXHAUSTED beyond).
-During a store outage the feed retries with backoff and waiting subscribers end with
-UNAVAILABLE (the SDK resumes from its cursor).
+from a non-blocking store read otherwise (a catch-up from an old cursor, read once for all the
+subscribers behind the buffer at that cursor), so each one sees every event once, in order.
+Subscribers per tenant are bounded (RESOURCE_EXHAUSTED beyond). During a store outage the
+feed retries with backoff and waiting subscribers end with UNAVAILABLE (the SDK resumes from
+its cursor).
 """
 
 from __future__ import annotations
@@ -34,15 +35,22 @@ import bisect
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from faultlab.errors import FaultlabError, ResourceExhaustedError, UnavailableError
-from faultlab.events import StateEvent, StoredEvent, event_to_proto
+from faultlab.events import StoredEvent
 from faultlab.server.caches import LruCache
 from faultlab.server.store import CampaignRecord, Store
+from faultlab.server.stream_wire import (
+    EventSlice,
+    Types,
+    cursor_order,
+    encode,
+    encode_slice,
+    is_terminal_event,
+)
 
 T = TypeVar("T")
 
@@ -52,82 +60,12 @@ SLICE_BYTES = 1 << 20
 """A slice stops growing past this many bytes (one message stays far below gRPC's limit)."""
 SPACING_PER_SUBSCRIBER_S = 200e-6
 """Spacing of a busy feed's wake-ups per subscriber: four times what one wake-up costs it."""
+CATCH_UP_BYTES = 64 << 20
+"""Bytes of catch-up slices (read from the store behind a feed's buffer) kept for the other
+subscribers at the same cursor."""
 FEED_LINGER_S = 5.0
 """How long a feed outlives its last subscriber (the next wave reuses its buffer)."""
 _MAX_BACKOFF_S = 5.0
-
-
-def cursor_order(cursor: str) -> tuple[int, ...]:
-    """A cursor as a sortable tuple (SQLite ``"17"``, Redis ``"1700000000000-3"``)."""
-    return tuple(int(part) for part in cursor.split("-")) if cursor else ()
-
-
-def is_terminal_event(stored: StoredEvent) -> bool:
-    event = stored.event
-    return isinstance(event, StateEvent) and event.state.is_terminal()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def encode(campaign_id: str, stored: StoredEvent) -> tuple[bytes, bytes]:
-    """``(Event bytes, the same framed as field 1 of an EventBatch)``: concatenated framed
-    events are a serialised ``EventBatch`` (protobuf's encoding of a repeated field)."""
-    wire = event_to_proto(campaign_id, stored).SerializeToString()
-    return wire, b"\n" + _varint(len(wire)) + wire
-
-
-@dataclass(frozen=True)
-class EventSlice:
-    """Consecutive events of one campaign with their wire bytes."""
-
-    events: Sequence[StoredEvent]
-    messages: Sequence[bytes]
-    """Each event's serialised ``faultlab.v1.Event`` (``StreamEvents``)."""
-    batch: bytes
-    """All of them as one serialised ``faultlab.v1.EventBatch`` (``StreamEventBatches``)."""
-    ends: bool
-    """The last event is the campaign's terminal state: the stream ends after it."""
-    cursor: str
-    """Cursor of the last event looked at: the last one sent, or one after it that the
-    subscriber's type filter skipped (the next slice starts after it)."""
-
-
-Types = frozenset[str] | None
-"""A subscriber's event-type filter (``None``: every type; else it holds ``"state"``)."""
-
-
-def wanted(stored: StoredEvent, types: Types) -> bool:
-    return types is None or stored.event.type in types
-
-
-def encode_slice(
-    campaign_id: str, events: Sequence[StoredEvent], keep_open: bool,
-    cache: LruCache[tuple[str, str], tuple[bytes, bytes]], types: Types = None,
-) -> EventSlice:
-    """A slice of events read from the store for one subscriber (a catch-up from behind a
-    feed's buffer); ``cache`` shares the encoding among subscribers catching up together."""
-    cut = None if keep_open else next(
-        (i + 1 for i, e in enumerate(events) if is_terminal_event(e)), None
-    )
-    events = events if cut is None else events[:cut]
-    cursor = events[-1].cursor if events else ""
-    events = [e for e in events if wanted(e, types)]
-    wire = []
-    for stored in events:
-        encoded = cache.get((campaign_id, stored.cursor))
-        if encoded is None:
-            encoded = encode(campaign_id, stored)
-            cache.put((campaign_id, stored.cursor), encoded)
-        wire.append(encoded)
-    return EventSlice(events, [w for w, _ in wire], b"".join(f for _, f in wire),
-                      cut is not None, cursor)
 
 
 class _Feed:
@@ -323,6 +261,9 @@ class EventHub:
         self._encoded: LruCache[tuple[str, str], tuple[bytes, bytes]] = LruCache(65536)
         """Encodings of events read by catch-ups, shared by subscribers catching up together."""
         self._per_tenant: Counter[str] = Counter()
+        self._flights: dict[tuple[str, str, Types, bool], asyncio.Future[EventSlice]] = {}
+        self._caught: LruCache[tuple[str, str, Types, bool], EventSlice] = LruCache(
+            4096, CATCH_UP_BYTES, lambda piece: len(piece.batch) + 64)
 
     async def campaign(self, campaign_id: str) -> CampaignRecord | None:
         """The campaign's record, read on the hub's threads (off the runners' executor)."""
@@ -350,10 +291,7 @@ class EventHub:
                 news = feed.news(types)  # taken before looking: no read in between is missed
                 piece = feed.after(cursor, keep_open, types)
                 if piece is None:  # behind the buffer: catch up from the store itself
-                    batch = await self._off_loop(
-                        self.store.read_events, campaign_id, cursor, READ_BATCH, 0.0
-                    )
-                    piece = encode_slice(campaign_id, batch, keep_open, self._encoded, types)
+                    piece = await self._catch_up(campaign_id, cursor, keep_open, types)
                 if not piece.events and piece.cursor not in ("", cursor):
                     cursor = piece.cursor  # only events the filter skips: look further
                     continue
@@ -371,6 +309,31 @@ class EventHub:
         finally:
             self._per_tenant[tenant] -= 1
             self._detach(feed)
+
+    async def _catch_up(self, campaign_id: str, cursor: str, keep_open: bool,
+                        types: Types) -> EventSlice:
+        """The slice after ``cursor`` read from the store, read once for every subscriber
+        behind the buffer at that cursor: those that fell behind together (a campaign writing
+        faster than its whole-log subscribers take) would otherwise each read and parse the
+        same events, and a lag would grow into a spiral of store reads. In-flight reads are
+        shared, finished ones kept (:data:`CATCH_UP_BYTES` in all)."""
+        key = (campaign_id, cursor, types, keep_open)
+        piece = self._caught.get(key)
+        if piece is not None:
+            return piece
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._read_slice(*key))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        piece = await asyncio.shield(flight)
+        self._caught.put(key, piece)
+        return piece
+
+    async def _read_slice(self, campaign_id: str, cursor: str, types: Types,
+                          keep_open: bool) -> EventSlice:
+        batch = await self._off_loop(self.store.read_events, campaign_id, cursor, READ_BATCH, 0.0)
+        return encode_slice(campaign_id, batch, keep_open, self._encoded, types)
 
     def _attach(self, campaign_id: str, cursor: str) -> _Feed:
         feed = self._feeds.get(campaign_id)

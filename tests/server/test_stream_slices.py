@@ -75,3 +75,36 @@ def test_slices_carry_every_wanted_event_once_and_cut_by_bytes(
         assert len(pieces) > 5
     else:
         assert "trial" not in encoded  # nobody wanted them: never serialised
+
+
+def test_subscribers_behind_the_buffer_share_one_store_read_per_cursor() -> None:
+    """A feed whose buffer no longer reaches back (it holds 16 events here): 40 subscribers
+    from the start catch up from the store, and each cursor's slice is read once for all of
+    them, not once each (the spiral of reads a lag would start)."""
+    log = _log()
+    store = ListLog(log)
+    reads: list[str] = []
+    real = store.read_events
+
+    def counted(campaign_id: str, after: str, limit: int, wait_s: float) -> list[StoredEvent]:
+        if wait_s == 0.0:
+            reads.append(after)
+        return real(campaign_id, after, limit, wait_s)
+
+    store.read_events = counted  # type: ignore[method-assign]
+
+    async def run() -> list[list[Any]]:
+        hub = EventHub(store, max_per_tenant=64, buffer=16, wait_s=0.05)  # type: ignore[arg-type]
+        try:
+            await _follow(hub, None)  # the feed has read the whole log: its buffer is the end
+            reads.clear()
+            return await asyncio.gather(*(_follow(hub, None) for _ in range(40)))
+        finally:
+            await hub.close()
+
+    followed = asyncio.run(run())
+    every = [e.cursor for e in log]
+    for pieces in followed:
+        assert [e.cursor for p in pieces for e in p.events] == every
+    catch_ups = len(log) // streams.READ_BATCH + 1
+    assert len(reads) <= 2 * catch_ups, reads  # 40 subscribers: one read per cursor
