@@ -77,7 +77,7 @@ def test_pages_in_headless_chromium(served: Any) -> None:
 
     base = served.running.dashboard.url
     job = Client(served.address, token="tok-alice").submit(
-        fault_spec(trials=900, size=32, name="dash-live", seed=11))
+        fault_spec(trials=20000, size=32, name="dash-live", seed=11))  # runs for seconds
     browser = Browser(width=1400, height=1000)
     try:
         browser.call("Page.navigate", url=f"{base}login?token=tok-alice")
@@ -87,7 +87,7 @@ def test_pages_in_headless_chromium(served: Any) -> None:
 
         browser.goto(f"{base}campaigns/{job.id}")
         first = browser.evaluate("document.getElementById('progress-text').textContent")
-        assert first.split("/")[0] != "900", "the campaign ended before the page loaded"
+        assert first.split("/")[0] != "20000", "the campaign ended before the page loaded"
         # A live update: the counter moves while the page stays loaded.
         browser.wait_for(f"document.getElementById('progress-text').textContent !== {first!r}"
                          " && document.getElementById('state').textContent === 'RUNNING'",
