@@ -8,8 +8,9 @@
   each unfinished stratum with its observed proportion, until its Wilson interval (Wilson 1927)
   half-width times the finite-population correction ``sqrt((N − n)/(N − 1))`` is ≤ ``e``.
 
-Faults are drawn without replacement inside a stratum (a seeded permutation of its cells), so
-the rounds of an adaptive campaign never repeat a cell. An exhausted stratum is exact only for
+Faults are drawn without replacement inside a stratum (a seeded permutation of its cells,
+:mod:`faultlab.workers.faults.cells`: constant memory at any size), so the rounds of an adaptive
+campaign never repeat a cell. An exhausted stratum is exact only for
 an exhaustive fault model (single bit, zero); a model that draws a value or bits per trial
 samples with replacement (``Stratum.frame`` is infinite).
 Everything here is deterministic in (spec, meta, previous records): recovery re-plans.
@@ -17,7 +18,6 @@ Everything here is deterministic in (spec, meta, previous records): recovery re-
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections.abc import Iterator
@@ -29,12 +29,10 @@ import numpy as np
 from faultlab.errors import SpecError
 from faultlab.stats import two_sided_z, wilson_half_width
 from faultlab.workers.faults.allocation import grouped_round, uniform_round
+from faultlab.workers.faults.cells import cell_at
 from faultlab.workers.faults.estimates import fpc, stratum_interval
 from faultlab.workers.faults.models import FAULT_MODELS, DrawContext, ElementFormat, FaultModel
 from faultlab.workers.faults.params import FaultParams
-
-#: Above this many cells a stratum is sampled with replacement (collisions are negligible).
-PERMUTATION_LIMIT = 1 << 24
 
 
 def leveugle_sample_size(
@@ -186,17 +184,6 @@ def _seed(*parts: Any) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
 
 
-@functools.lru_cache(maxsize=256)
-def _permutation(seed: int, n: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(n)
-
-
-def _cell(seed: int, cells: int, ordinal: int) -> int:
-    if cells <= PERMUTATION_LIMIT:
-        return int(_permutation(seed, cells)[ordinal % cells])
-    return int(np.random.default_rng([seed, ordinal]).integers(cells))
-
-
 def _input_positions(rng: np.random.Generator, c: Component, first: int) -> list[int]:
     """Per-input activation faults: input 0 at the stratum's cell ``first``, every other
     input at its own uniform draw over the site's elements (recorded, so replay is exact)."""
@@ -233,7 +220,7 @@ def make_trial(
                 pos -= span
         dtype = st.components[0].site["dtype"] if st.components else params.dtypes[0]
     else:
-        cell = _cell(_seed(spec_seed, st.key, "cells"), st.cells, ordinal)
+        cell = cell_at(_seed(spec_seed, st.key, "cells"), st.cells, ordinal)
         for c in st.components:
             if cell < c.cells:
                 break
