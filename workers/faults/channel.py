@@ -62,6 +62,8 @@ class ChannelRunner:
         self._inexact: set[str] = set()
         """Layers not taken this way: not bit-exact, or not faster."""
         self._faster: dict[str, bool] = {}
+        self.masked = 0
+        """Chunks whose recomputed channels all equalled golden (nothing downstream ran)."""
         self._after: dict[str, tuple[str, str, Any] | None] = {}
         """module -> (its call's node, that call's input node, the program after it)."""
 
@@ -140,7 +142,8 @@ class ChannelRunner:
                     out = golden.clone()
                 _set_channel(layer, out, o, fresh)
             if out is None:  # masked at the layer: downstream sees the golden value
-                return self.suffix.outputs[chunk]
+                self.masked += 1
+                return self.suffix.outputs[chunk].clone()
             return program.module(*[out if b == call else env[b] for b in program.boundary])
 
     def _time(self, layer: nn.Module, x: torch.Tensor) -> bool:

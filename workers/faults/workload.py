@@ -155,8 +155,10 @@ class Workload:
         channel, site, chans = None, None, None
         if runner is not None and program is not None:  # checked on the clean weights
             site = sites[faults[0]["site"]]
-            channel = self._channel.setdefault((dtype, variant),
-                                               ChannelRunner(runner, self.models[dtype]))
+            channel = self._channel.get((dtype, variant))
+            if channel is None or channel.suffix is not runner:
+                channel = self._channel[(dtype, variant)] = ChannelRunner(runner,
+                                                                         self.models[dtype])
             chans = channel.channels(site, faults)
             if chans is not None and not channel.verify(site, chans):
                 chans = None

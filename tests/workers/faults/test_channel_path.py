@@ -106,7 +106,7 @@ def test_a_fault_masked_at_the_layer_returns_the_golden_output(always: None) -> 
     index = 1 * 9 + 4  # conv.weight[0, 1, 1, 1]
     full, fast = _faulty(model, sites, channel, [{"site": "conv.weight", "index": index,
                                                   "bits": [27]}])
-    assert fast is runner.outputs[0] and torch.equal(full, fast)
+    assert channel.masked == 1 and torch.equal(full, fast) and fast is not runner.outputs[0]
 
 
 def test_not_used_when_inexact_slow_hooked_or_multi_position(
