@@ -145,3 +145,10 @@ def test_campaign_outcomes_are_those_of_full_forwards(always: None) -> None:
     runner = wl._channel[("fp32", "none")]
     assert len(runner._checked) > 0 and not any(
         m.startswith("layers") for m in runner._inexact)
+
+
+def test_channels_compare_bit_for_bit() -> None:
+    zero, negative = torch.zeros(3), torch.tensor([0.0, -0.0, 0.0])
+    assert torch.equal(zero, negative) and not channel_mod._same_bits(zero, negative)
+    assert channel_mod._same_bits(zero.half(), torch.zeros(3, dtype=torch.float16))
+    assert not channel_mod._same_bits(zero, zero.double())
