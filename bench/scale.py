@@ -12,7 +12,9 @@ that starts Ray's workers and trains or loads the model). Measured per campaign:
 * ``store_bytes_per_trial`` — growth of the SQLite file (after a WAL checkpoint) or of the
   Redis keys under the run's prefix (``MEMORY USAGE``), per trial;
 * ``parquet_rows_per_s`` — ``job.results().to_pandas().to_parquet(...)`` rows per second
-  (paged reads through gRPC, the CLI's ``faultlab results ID --format parquet``).
+  (paged reads through gRPC, the CLI's ``faultlab results ID --format parquet``);
+* ``report_seconds`` and ``report_rss_mb`` — ``job.report()`` (the coordinator aggregates
+  every result, a page at a time) and the coordinator's peak RSS while it did.
 
 Then a power law ``seconds ∝ trials^b`` (and RSS, store bytes) is fitted by least squares on
 log–log scale: ``b ≈ 1`` is linear growth. Last line: one JSON object with ``*_exponent``
@@ -158,10 +160,17 @@ def run_store(kind: str, sizes: list[int], work: Path, redis_base: str, seed: in
                 frame = job.results().to_pandas()  # as the CLI: pages the coordinator sizes
                 frame.to_parquet(work / f"{kind}-{n}.parquet", index=False)
                 export = time.perf_counter() - export_start
+                campaign_peak = max(coordinator.peak, coordinator.rss())
+                coordinator.reset_peak()
+                report_start = time.perf_counter()
+                job.report()  # the coordinator aggregates every result, a page at a time
+                report_seconds = time.perf_counter() - report_start
+                report_peak = max(coordinator.peak, coordinator.rss())
                 row = {"trials": n, "state": status.state.name, "seconds": round(seconds, 2),
                        "trials_per_s": round(n / seconds, 1),
-                       "coordinator_rss_mb": round(max(coordinator.peak, coordinator.rss())
-                                                   / 2**20, 1),
+                       "coordinator_rss_mb": round(campaign_peak / 2**20, 1),
+                       "report_seconds": round(report_seconds, 2),
+                       "report_rss_mb": round(report_peak / 2**20, 1),
                        "store_bytes_per_trial": round((after - before) / n, 1),
                        "parquet_rows": len(frame),
                        "parquet_rows_per_s": round(len(frame) / export, 1)}
@@ -203,6 +212,7 @@ def fits(rows: list[dict[str, Any]]) -> dict[str, Any]:
         # the largest campaign's export: small ones are mostly a page round trip's fixed cost
         "largest_parquet_rows_per_s": rows[-1]["parquet_rows_per_s"],
         "max_coordinator_rss_mb": max(r["coordinator_rss_mb"] for r in rows),
+        "max_report_rss_mb": max(r["report_rss_mb"] for r in rows),
     }
 
 
@@ -225,6 +235,9 @@ def main() -> None:
     at_200k = [c["coordinator_rss_mb"] for k in ("sqlite", "redis") if k in out
                for c in out[k]["campaigns"] if c["trials"] >= 200_000]
     out["rss_below_1gb_at_200k"] = all(r < 1024 for r in at_200k) if at_200k else None
+    reports = [c["report_rss_mb"] for k in ("sqlite", "redis") if k in out
+               for c in out[k]["campaigns"] if c["trials"] >= 200_000]
+    out["report_rss_below_1gb_at_200k"] = all(r < 1024 for r in reports) if reports else None
     for kind in ("sqlite", "redis"):
         if kind in out:
             out[f"{kind}_seconds_exponent"] = out[kind]["seconds_exponent"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -148,6 +148,15 @@ class Engine(abc.ABC, Generic[P]):
     def aggregate(
         self, spec: CampaignSpec, meta: dict[str, Any], records: list[TrialRecord]
     ) -> Report: ...
+
+    def aggregate_pages(
+        self, spec: CampaignSpec, meta: dict[str, Any], pages: Iterable[list[TrialRecord]]
+    ) -> Report:
+        """:meth:`aggregate` over records that arrive a page at a time (the coordinator reads
+        a campaign's results so). An engine whose report reduces each page to something
+        smaller than its records overrides it, so that a large campaign's report never holds
+        every result at once; the default joins the pages."""
+        return self.aggregate(spec, meta, [r for page in pages for r in page])
 
     def trial_key(self, spec: CampaignSpec, meta: dict[str, Any], trial: dict[str, Any]) -> str:
         """The content key of ``trial``: sha256 of its canonical JSON together with the model

@@ -205,6 +205,19 @@ def trial_frame(records: list[tuple[dict[str, Any], dict[str, Any]]],
     return pd.DataFrame(rows)
 
 
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`trial_frame` blocks of consecutive pages as one frame, its ``trial`` numbers
+    counted across the pages (each block numbers its own rows from 0)."""
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    offset = 0
+    for frame in frames:
+        frame["trial"] += offset
+        offset = int(frame["trial"].max()) + 1
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def grouped(
     df: pd.DataFrame, keys: list[str], populations: Populations, weighted: bool,
     confidence: float, extra: dict[str, Any] | None = None,

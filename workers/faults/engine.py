@@ -15,7 +15,7 @@ import difflib
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,10 +239,26 @@ class FaultEngine(Engine[FaultParams]):
     # -- aggregate ------------------------------------------------------------------------
     def aggregate(self, spec: CampaignSpec, meta: dict[str, Any],
                   records: list[TrialRecord]) -> Report:
+        return self.aggregate_pages(spec, meta, [records])
+
+    def aggregate_pages(self, spec: CampaignSpec, meta: dict[str, Any],
+                        pages: Iterable[list[TrialRecord]]) -> Report:
+        """The report from one trial-frame block per page: what a page's records hold
+        beyond the frame's columns (the rounds, the compute time) is reduced as it goes, so a
+        2×10⁵-trial report holds the frame, not 2×10⁵ result dicts."""
+        frames, rounds, compute = [], 0, 0.0
+        for page in pages:
+            frames.append(agg.trial_frame([(r.trial, r.result) for r in page]))
+            rounds = max([rounds, *(int(r.trial.get("round", 0)) + 1 for r in page)])
+            compute += sum(float(r.result.get("compute_seconds", 0.0)) for r in page)
+        df = agg.concat_frames(frames)
+        return self._report(spec, meta, df, rounds, compute)
+
+    def _report(self, spec: CampaignSpec, meta: dict[str, Any], df: Any, rounds: int,
+                compute_seconds: float) -> Report:
         params = self.params(spec)
         weighted = params.sampling != "uniform"
         pops = agg.populations_of(strata(params, meta))
-        df = agg.trial_frame([(r.trial, r.result) for r in records])
         provenance = self.provenance(spec, meta, workloads={
             w["name"]: {"model_digest": w["model_digest"], "dataset_digest": w["dataset_digest"]}
             for w in meta["workloads"]
@@ -271,14 +287,14 @@ class FaultEngine(Engine[FaultParams]):
         overall = agg.rate_columns(base, pops, weighted, conf)
         summary: dict[str, Any] = {
             "trials": int(len(base)),
-            "rounds": int(max(r.trial.get("round", 0) for r in records)) + 1,
+            "rounds": rounds,
             **{k: v for k, v in overall.items() if k not in ("trials",)},
             "golden_accuracy": golden,
             "workloads": [w["name"] for w in meta["workloads"]],
             "layer_order": [s["name"] for w in meta["workloads"]
                             for s in next(iter(w["sites"].values()), [])],
             "strata": int(base["stratum"].nunique()),
-            "compute_seconds": float(sum(r.result.get("compute_seconds", 0.0) for r in records)),
+            "compute_seconds": compute_seconds,
             "mean_accuracy_under_fault": overall["mean_accuracy"],
             "confidence": conf,
             "sdc_tolerance": params.sdc_tolerance,
