@@ -327,7 +327,8 @@ class EventHub:
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         piece = await asyncio.shield(flight)
-        self._caught.put(key, piece)
+        if piece.events or piece.cursor not in ("", cursor):  # an empty read is never kept
+            self._caught.put(key, piece)
         return piece
 
     async def _read_slice(self, campaign_id: str, cursor: str, types: Types,
