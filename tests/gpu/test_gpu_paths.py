@@ -267,3 +267,26 @@ def training_on(device: torch.device) -> None:
 def test_training_shards_run_on_the_gpu_and_agree_with_the_cpu() -> None:
     configure_device(CUDA, allow_tf32=False)
     training_on(CUDA)
+
+
+def test_channel_reexecution_on_the_gpu_equals_full_forwards(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-filter path on cuDNN: where its check passes, outputs equal the full forward
+    bit for bit; where it fails (another kernel, another order), the layer falls back."""
+    from faultlab.workers.faults import channel as channel_mod
+    from faultlab.workers.faults.models import FAULT_MODELS
+
+    monkeypatch.setattr(channel_mod, "FASTER", float("inf"))
+    configure_device(CUDA, allow_tf32=False)
+    spec = _spec(batch="off")
+    prepared = ENGINE.prepare(spec)
+    ctx = ENGINE.to_device(prepared.context, CUDA)
+    wl = next(iter(ctx.workloads.values()))
+    bitflip = FAULT_MODELS.get("bitflip").impl()
+    for trial in ENGINE.plan(spec, prepared.meta, 0, [])[:32]:
+        fast = wl.faulty_output("fp32", "none", trial["faults"], bitflip)
+        full = wl.faulty_output("fp32", "none", trial["faults"], bitflip, suffix=False)
+        assert torch.equal(fast.isnan(), full.isnan())
+        assert torch.equal(fast.nan_to_num(0.0), full.nan_to_num(0.0)), trial["faults"]
+    runner = wl._channel[("fp32", "none")]
+    assert runner._checked  # the path was tried on the GPU's kernels
