@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.modules import module as module_globals
 
+from faultlab.workers.faults.formats import same_bits
 from faultlab.workers.faults.sites import SiteInfo
 from faultlab.workers.faults.suffix import SuffixRunner
 
@@ -113,7 +114,7 @@ class ChannelRunner:
                 key = (site.module, o, chunk)
                 if key not in self._checked:
                     with torch.no_grad():
-                        ok = _same_bits(self._filter(layer, env[arg], o),
+                        ok = same_bits(self._filter(layer, env[arg], o),
                                         _channel_of(layer, env[call], o))
                     self._checked[key] = ok
                     if not ok:
@@ -136,7 +137,7 @@ class ChannelRunner:
             out: torch.Tensor | None = None
             for o in chans:
                 fresh = self._filter(layer, env[arg], o)
-                if _same_bits(fresh, _channel_of(layer, golden, o)):
+                if same_bits(fresh, _channel_of(layer, golden, o)):
                     continue
                 if out is None:
                     out = golden.clone()
@@ -177,17 +178,6 @@ class ChannelRunner:
             x = x[:, group * per_in:(group + 1) * per_in]
         conv: Any = _CONV[type(layer)]
         return conv(x, weight, bias, layer.stride, layer.padding, layer.dilation, 1)
-
-
-_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit for bit (``-0.0`` is not ``0.0`` here: a reciprocal downstream would tell)."""
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    bits = _BITS.get(a.element_size())
-    return torch.equal(a.view(bits), b.view(bits)) if bits is not None else torch.equal(a, b)
 
 
 def _channel_of(layer: nn.Module, out: torch.Tensor, o: int) -> torch.Tensor:

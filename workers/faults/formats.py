@@ -47,6 +47,17 @@ def raw_view(tensor: torch.Tensor) -> torch.Tensor:
     return flat if flat.dtype == int_dtype else flat.view(int_dtype)
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold the same bit patterns element by element (``-0.0`` is not
+    ``0.0`` here, as a reciprocal downstream would tell); any strides."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype not in _RAW:
+        return bool(torch.equal(a, b))
+    int_dtype = _RAW[a.dtype][0]
+    return bool(torch.equal(a.view(int_dtype), b.view(int_dtype)))
+
+
 def to_unsigned(value: int, width: int) -> int:
     """Two's-complement signed integer -> its unsigned bit pattern."""
     return value & ((1 << width) - 1)

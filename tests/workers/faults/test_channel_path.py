@@ -148,7 +148,9 @@ def test_campaign_outcomes_are_those_of_full_forwards(always: None) -> None:
 
 
 def test_channels_compare_bit_for_bit() -> None:
+    from faultlab.workers.faults.formats import same_bits
+
     zero, negative = torch.zeros(3), torch.tensor([0.0, -0.0, 0.0])
-    assert torch.equal(zero, negative) and not channel_mod._same_bits(zero, negative)
-    assert channel_mod._same_bits(zero.half(), torch.zeros(3, dtype=torch.float16))
-    assert not channel_mod._same_bits(zero, zero.double())
+    assert torch.equal(zero, negative) and not same_bits(zero, negative)
+    assert same_bits(zero.half(), torch.zeros(3, dtype=torch.float16))
+    assert not same_bits(zero, zero.double())
