@@ -35,6 +35,7 @@ from faultlab.errors import SpecError
 from faultlab.report import Report
 from faultlab.spec import CampaignSpec
 from faultlab.version import code_version
+from faultlab.workers import torch_compat  # noqa: F401 - patches torch before any unpickling
 
 P = TypeVar("P", bound=BaseModel)
 

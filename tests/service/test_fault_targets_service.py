@@ -44,3 +44,22 @@ def test_multi_target_campaign_reports_per_target(server_factory, sqlite_url,  #
         assert row["masked_rate"] + row["sdc_rate"] + row["due_rate"] == pytest.approx(1.0)
         assert row["population"] == rows.loc[target, "population"]
     assert loose["summary"]["sdc_rate"] < report.summary["sdc_rate"]
+
+
+def test_faults_in_an_fx_int8_model_through_the_service(server_factory, sqlite_url  # type: ignore[no-untyped-def]
+                                                        ) -> None:
+    """An FX-converted int8 model travels from the prepare task to the shard workers (Ray's
+    pickling), as ``examples/faults-pruned-digits.yaml`` needs: it once failed there."""
+    spec = {"kind": "faults", "seed": 5,
+            "model": {"name": "digits_cnn",
+                      "transforms": [{"name": "int8_static", "params": {"samples": 64}}]},
+            "dataset": {"name": "digits", "size": 32},
+            "faults": {"target": "weight", "dtypes": ["int8"], "sampling": "uniform",
+                       "trials": 24}}
+    server = server_factory(sqlite_url)
+    with Client(server.address, timeout=120) as client:
+        job = client.submit(spec)
+        status = job.wait(timeout=600, raise_on_failure=False)
+        assert status.state is CampaignState.SUCCEEDED, status.error
+        records = job.results().records
+        assert len(records) == 24 and {r["trial"]["dtype"] for r in records} == {"int8"}

@@ -20,6 +20,7 @@ from pydantic import Field
 from torch import nn
 
 from faultlab.errors import SpecError
+from faultlab.workers import torch_compat  # noqa: F401 - its models must unpickle
 from faultlab.workers.transforms._common import (
     CONV_TYPES,
     TransformParams,
@@ -65,7 +66,25 @@ def _fx(
 
     prepared = prepare_fx(model, get_default_qconfig_mapping(backend), example_inputs(data))
     _calibrate(prepared, data, samples, batch_size, seed)
-    return convert_fx(prepared)  # type: ignore[no-any-return]
+    return picklable(convert_fx(prepared))
+
+
+def picklable(graph_module: Any) -> nn.Module:
+    """``graph_module`` with its nodes' string type annotations dropped.
+
+    Tracing a ``forward`` written under postponed annotations (``from __future__ import
+    annotations``, as the zoo's models are) records ``x: "torch.Tensor"`` as a string; the
+    generated code then holds that string as a global, and pickling the GraphModule (how a
+    campaign's context leaves the prepare task) fails on it ("'str' object has no attribute
+    '__name__'"). The annotations play no part in what the module computes."""
+    changed = False
+    for node in graph_module.graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
+            changed = True
+    if changed:
+        graph_module.recompile()
+    return graph_module  # type: ignore[no-any-return]
 
 
 def _eager(
