@@ -39,17 +39,21 @@ def forward_batches(
 
     Images: one ``(x,)`` per chunk of at most ``chunk`` inputs, ids None. Graphs: a single
     ``(x, edge_index)`` over the whole graph, with the split's first ``size`` node ids.
+
+    Slices are copies, not views: pickling a view writes its whole storage, so a campaign
+    context holding 16 images cut from a 2000-image split once carried all 2000 to every
+    worker (25 MB instead of 0.2 MB through Ray's object store, per campaign and worker).
     """
     if isinstance(data, GraphData):
         graph = data.data
         ids = data.split(split)
         if size is not None:
-            ids = ids[:size]
+            ids = ids[:size].clone()
         return [(graph.x, graph.edge_index)], ids, graph.y[ids]
     x, y = data.split(split)
     if size is not None:
-        x, y = x[:size], y[:size]
-    return [(x[i : i + chunk],) for i in range(0, len(x), chunk)], None, y
+        x, y = x[:size], y[:size].clone()
+    return [(x[i : i + chunk].clone(),) for i in range(0, len(x), chunk)], None, y
 
 
 def labels(data: Dataset, ids: torch.Tensor | None = None, split: str = "test") -> torch.Tensor:
