@@ -98,23 +98,35 @@ class ShardRecorder(Protocol):
 
 
 class ShardSizer:
-    """Shard sizes that follow the measured per-trial cost (exponential moving average)."""
+    """Shard sizes that follow the measured per-trial cost.
+
+    The cost is seconds ÷ trials over the shards seen so far, each shard's seconds and trials
+    weighted by ``DECAY`` per later shard: a shard counts by its trials, so a worker's first
+    shard (a handful of trials that also paid its one-off setup: the context's fetch, golden
+    activations, the batched path's calibration) stops mattering once one large shard is in,
+    and a change of cost (a later round on dearer layers) shows within a shard or two.
+    """
+
+    DECAY = 0.5
 
     def __init__(self, initial_trials: int) -> None:
         self.initial_trials = initial_trials
-        self.per_trial_seconds: float | None = None
+        self._seconds = 0.0
+        self._trials = 0.0
+
+    @property
+    def per_trial_seconds(self) -> float | None:
+        return self._seconds / self._trials if self._trials else None
 
     def observe(self, seconds: float, trials: int) -> None:
-        per_trial = seconds / max(trials, 1)
-        if self.per_trial_seconds is None:
-            self.per_trial_seconds = per_trial
-        else:
-            self.per_trial_seconds = 0.7 * self.per_trial_seconds + 0.3 * per_trial
+        self._seconds = self.DECAY * self._seconds + max(seconds, 0.0)
+        self._trials = self.DECAY * self._trials + max(trials, 1)
 
     def size(self, shard_seconds: float) -> int:
-        if self.per_trial_seconds is None:
+        per_trial = self.per_trial_seconds
+        if per_trial is None:
             return self.initial_trials
-        target = shard_seconds / max(self.per_trial_seconds, 1e-6)
+        target = shard_seconds / max(per_trial, 1e-6)
         return int(min(max(1, math.floor(target)), 100_000))
 
 
