@@ -101,9 +101,17 @@ class PackedPlan:
 
     def chunks(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         """The pairs again, one unpacked chunk at a time, in plan order."""
-        for blob in self._chunks:
-            pairs: list[tuple[str, dict[str, Any]]] = pickle.loads(zlib.decompress(blob))
-            yield pairs
+        for index in range(len(self._chunks)):
+            yield self.chunk(index)
+
+    def chunk(self, index: int) -> list[tuple[str, dict[str, Any]]]:
+        """The pairs of chunk ``index``, unpacked afresh."""
+        pairs: list[tuple[str, dict[str, Any]]] = pickle.loads(zlib.decompress(self._chunks[index]))
+        return pairs
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._chunks)
 
     def __len__(self) -> int:
         return self.trials

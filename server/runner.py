@@ -6,30 +6,29 @@ cached first-round plan of an identical zoo campaign), adds the trials to the st
 trials whose content key already has a result from the cache, and hands the rest to the
 scheduler; it records what the scheduler reports as the :class:`ShardRecorder`.
 
-Trials exist as dicts only a chunk and the shards in flight at a time, never a whole round: a
-round is planned lazily (:meth:`~faultlab.workers.engine.Engine.iter_plan`) into a
-:class:`~faultlab.server.caches.PackedPlan` (~60 bytes a trial), written to the store a chunk
-at a time, and unpacked again a chunk at a time (:class:`RoundSource`) as the scheduler cuts
-shards; nothing of a trial is kept once its shard is recorded.
+Trials exist as dicts only a chunk and the shards in flight at a time, never a whole round
+(:mod:`faultlab.server.plans`): a round is packed as the engine makes it, written to the store
+a chunk at a time and unpacked again as the scheduler cuts shards; where the engine knows the
+round's size, its first shards run while the rest is still being planned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from faultlab.errors import FaultlabError, SpecError
 from faultlab.hashing import canonical_json
-from faultlab.server.caches import PACK_CHUNK, LruCache, PackedPlan
+from faultlab.server.caches import LruCache, PackedPlan
 from faultlab.server.checkpoints import has_blobs, share_result_blobs, store_shard_blobs
 from faultlab.server.edge import user_error
 from faultlab.server.lifecycle import CampaignLifecycle
 from faultlab.server.outage import persist
+from faultlab.server.plans import RoundSource, StreamedPlan, pack_plan
 from faultlab.server.progress import progress_channel
 from faultlab.server.scheduler import CampaignRun, ShardScheduler, ShardSizer, TrialPair
 from faultlab.server.store import CampaignRecord, ResultItem, Store
@@ -63,67 +62,6 @@ def meta_key(spec: CampaignSpec, version: str) -> str | None:
     if any(source.factory for _, source in iter_sources(spec)):
         return None
     return f"{spec.kind}:{version}:{spec.spec_hash}"
-
-
-def pack_plan(
-    engine: Engine[Any],
-    spec: CampaignSpec,
-    meta: dict[str, Any],
-    round_index: int,
-    previous: list[TrialRecord],
-    limit: int,
-) -> PackedPlan:
-    """The round's keyed trials, packed as the engine makes them (blocking: run off-loop).
-
-    Stops once the plan holds more than ``limit`` trials: the caller refuses such a round
-    before storing anything, so an engine that plans without end is not followed there."""
-    packed = PackedPlan()
-    trials = engine.iter_plan(spec, meta, round_index, previous)
-    while packed.trials <= limit and (chunk := list(itertools.islice(trials, PACK_CHUNK))):
-        packed.add(engine.keyed(spec, meta, chunk))
-    return packed
-
-
-class RoundSource:
-    """The round's trials still to compute, unpacked a chunk at a time as shards are cut.
-
-    Each chunk drops the trials already DONE (a resumed campaign) and hands the rest to
-    ``from_cache``, which records those whose key has a stored result and returns the others;
-    so the trials of the first chunk that have results are recorded before any shard starts,
-    as when the whole round was checked at once. Holds one chunk plus what a shard asks for."""
-
-    def __init__(
-        self,
-        plan: PackedPlan,
-        done: set[str],
-        from_cache: Callable[[list[TrialPair]], Awaitable[list[TrialPair]]],
-    ) -> None:
-        self._chunks: Iterator[list[TrialPair]] = plan.chunks()
-        self._unread = len(plan)
-        self._done = done
-        self._from_cache = from_cache
-        self._buffer: collections.deque[TrialPair] = collections.deque()
-
-    def remaining(self) -> int:
-        return len(self._buffer) + self._unread
-
-    async def ready(self) -> bool:
-        """Unpacks until a trial is left to compute; False when none is (all stored)."""
-        while not self._buffer and self._unread:
-            await self._fill()
-        return bool(self._buffer)
-
-    async def take(self, count: int) -> list[TrialPair]:
-        while len(self._buffer) < count and self._unread:
-            await self._fill()
-        return [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
-
-    async def _fill(self) -> None:
-        pairs = next(self._chunks, [])
-        self._unread = self._unread - len(pairs) if pairs else 0
-        todo = [(k, t) for k, t in pairs if k not in self._done]
-        if todo:
-            self._buffer.extend(await self._from_cache(todo))
 
 
 class CampaignRunner:
@@ -227,10 +165,30 @@ class CampaignRunner:
                     f"the plan has more than {spec.execution.max_trials} trials; raise the limit "
                     "or shrink the campaign",
                 )
-            for pairs in plan.chunks():  # idempotent per chunk: recovery re-adds the rest
-                await self._store(self.store.add_trials, self.id, round_index, pairs)
-            await self._run_round(spec, meta, plan)
+            await self._store_and_run(spec, meta, key, round_index, plan)
             round_index += 1
+
+    async def _store_and_run(self, spec: CampaignSpec, meta: dict[str, Any], key: str | None,
+                             round_index: int, plan: PackedPlan | StreamedPlan) -> None:
+        """Adds the round's trials to the store (idempotent per chunk: recovery re-adds the
+        rest) and runs it; a streamed round is stored as it is packed, while it runs."""
+        add = functools.partial(self._store, self.store.add_trials, self.id, round_index)
+        if isinstance(plan, PackedPlan):
+            for pairs in plan.chunks():
+                await add(pairs)
+            await self._run_round(spec, meta, plan)
+            return
+        storing = asyncio.ensure_future(plan.store_all(add))
+        try:
+            await self._run_round(spec, meta, plan)
+            if self.run_state.cancelled:
+                plan.stop.set()
+            await storing
+        finally:
+            plan.stop.set()
+            storing.cancel()
+        if key and round_index == 0 and plan.complete:
+            self.caches.first_plans.put(key, plan.packed)
 
     async def _plan(
         self,
@@ -240,13 +198,20 @@ class CampaignRunner:
         key: str | None,
         round_index: int,
         limit: int,
-    ) -> PackedPlan:
+    ) -> PackedPlan | StreamedPlan:
         """The round's packed ``(key, trial)`` pairs; an identical resubmission is planned
         (deterministically) to the same first round, so that one is reused, not replanned."""
         first = bool(key) and round_index == 0
         if first and key and (cached := self.caches.first_plans.get(key)) is not None:
             return cached
         previous = await self._previous_records(round_index)
+        size = await asyncio.to_thread(engine.round_size, spec, meta, round_index, previous)
+        if size is not None:  # packed by a thread while its first shards run
+            streamed = StreamedPlan(size)
+            if 0 < size <= limit:  # else refused by the caller before anything is stored
+                trials = engine.iter_plan(spec, meta, round_index, previous)
+                streamed.start(engine, spec, meta, trials)
+            return streamed
         plan = await asyncio.to_thread(pack_plan, engine, spec, meta, round_index, previous,
                                        limit)
         if first and key and len(plan) <= limit:
@@ -297,7 +262,8 @@ class CampaignRunner:
             if row.round < round_index
         ]
 
-    async def _run_round(self, spec: CampaignSpec, meta: dict[str, Any], plan: PackedPlan) -> None:
+    async def _run_round(self, spec: CampaignSpec, meta: dict[str, Any],
+                         plan: PackedPlan | StreamedPlan) -> None:
         done: set[str] = set()
         if self.resumed:  # only a resumed campaign can already hold DONE trials of this round
             done = await self._store(self.store.done_keys, self.id)

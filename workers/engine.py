@@ -117,6 +117,20 @@ class Engine(abc.ABC, Generic[P]):
         """
         return None
 
+    def round_size(
+        self,
+        spec: CampaignSpec,
+        meta: dict[str, Any],
+        round_index: int,
+        previous: list[TrialRecord],
+    ) -> int | None:
+        """How many trials :meth:`iter_plan` will make for this round, where the engine knows
+        it before making them (None: unknown). A known size lets the coordinator run the
+        round's first shards while the rest of it is still being planned and stored, and
+        refuse an oversized round before anything is stored. It must equal the count
+        ``iter_plan`` then yields (the coordinator checks)."""
+        return None
+
     @abc.abstractmethod
     def prepare(self, spec: CampaignSpec) -> Prepared:
         """Loads the campaign's workload; ``spec`` has been validated already (not again)."""

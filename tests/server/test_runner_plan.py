@@ -10,7 +10,7 @@ import pytest
 
 from faultlab.errors import SpecError
 from faultlab.server.caches import PACK_CHUNK, PackedPlan
-from faultlab.server.runner import RoundSource, pack_plan
+from faultlab.server.plans import RoundSource, pack_plan
 from faultlab.spec import parse_spec
 from faultlab.workers.faults.engine import FaultEngine
 

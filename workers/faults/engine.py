@@ -33,7 +33,7 @@ from faultlab.workers.faults.loading import load_workload, workload_pairs
 from faultlab.workers.faults.mitigations import MITIGATIONS
 from faultlab.workers.faults.models import FAULT_MODELS
 from faultlab.workers.faults.params import DtypeName, FaultParams
-from faultlab.workers.faults.planning import iter_round, plan_round, strata
+from faultlab.workers.faults.planning import iter_round, plan_round, round_allocation, strata
 from faultlab.workers.faults.sites import is_message_passing
 from faultlab.workers.faults.targets import campaign_sites, check_targets
 from faultlab.workers.faults.workload import CHUNK, Workload, cast_inputs, convert
@@ -199,6 +199,14 @@ class FaultEngine(Engine[FaultParams]):
         params = self.params(spec)
         return plan_round(params, spec.seed, meta, round_index,
                           [(r.trial, r.result) for r in previous], spec.execution.max_trials)
+
+    def round_size(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
+                   previous: list[TrialRecord]) -> int:
+        params = self.params(spec)
+        allocation = round_allocation(params, spec.seed, meta, round_index,
+                                      [(r.trial, r.result) for r in previous],
+                                      spec.execution.max_trials)
+        return sum(count for _, _, count in allocation)
 
     def iter_plan(self, spec: CampaignSpec, meta: dict[str, Any], round_index: int,
                   previous: list[TrialRecord]) -> Iterator[dict[str, Any]]:
