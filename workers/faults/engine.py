@@ -28,6 +28,7 @@ from faultlab.report import Report
 from faultlab.spec import CampaignSpec
 from faultlab.workers.engine import Engine, Prepared, TrialRecord, move_to
 from faultlab.workers.faults import aggregate as agg
+from faultlab.workers.faults import warm
 from faultlab.workers.faults.batched import run_batched
 from faultlab.workers.faults.loading import load_workload, workload_pairs
 from faultlab.workers.faults.mitigations import MITIGATIONS
@@ -123,6 +124,7 @@ class FaultEngine(Engine[FaultParams]):
                 wl.num_buckets = len(params.degree_bins) + 1
                 degree_counts = torch.bincount(wl.degree_bucket, minlength=wl.num_buckets).tolist()
             overhead[name] = self._mitigate(wl, params, data, d.split)
+            wl.fingerprint = warm.fingerprint(wl)
             workloads[name] = wl
             wl_meta.append({
                 "name": name, "model": m.name, "dataset": d.name, "kind": data.kind,
@@ -178,15 +180,23 @@ class FaultEngine(Engine[FaultParams]):
 
     def to_device(self, context: Any, device: torch.device) -> Any:
         """The workloads on ``device`` (int8 campaigns stay on the CPU: quantized kernels
-        are CPU-only); fp16/bf16 models then run natively in their format on a GPU."""
+        are CPU-only); fp16/bf16 models then run natively in their format on a GPU. A
+        workload this process already holds warm (the same content, from an earlier
+        campaign: :mod:`~faultlab.workers.faults.warm`) is used instead, derived state and
+        all."""
         ctx: FaultContext = context
         if device.type == "cpu" or "int8" in ctx.params.dtypes:
-            return ctx
+            device = torch.device("cpu")
         workloads = {}
         for name, wl in ctx.workloads.items():
-            moved: Workload = move_to(wl, device)
-            moved._suffix, moved._exact, moved.batch_faster = {}, {}, {}  # afresh there
-            workloads[name] = moved
+            found = warm.held(wl, device)  # this process's warm copy of the same content
+            if found is None:
+                found = wl
+                if device.type != "cpu":
+                    found = move_to(wl, device)
+                    found._suffix, found._exact, found.batch_faster = {}, {}, {}  # afresh there
+                warm.keep(found, device)
+            workloads[name] = found
         return FaultContext(ctx.params, workloads, ctx.batch_faults)
 
     # -- plan -----------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class Workload:
     num_buckets: int = 0
     mitigations: dict[str, tuple[Mitigation, Any, float]] = field(default_factory=dict)
     """name -> (mitigation, profiled bounds per dtype, slack)."""
+    fingerprint: str = ""
+    """Content digest stamped by ``prepare`` (:mod:`faultlab.workers.faults.warm`)."""
     _suffix: dict[tuple[str, str], SuffixRunner | None] = field(default_factory=dict)
     _channel: dict[tuple[str, str], ChannelRunner] = field(default_factory=dict)
     _exact: dict[tuple[str, str], bool] = field(default_factory=dict)
