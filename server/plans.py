@@ -136,7 +136,10 @@ class StreamedPlan:
                 self._finished = True
             asyncio.ensure_future(self._notify())
 
-        self._loop.call_soon_threadsafe(update)
+        try:
+            self._loop.call_soon_threadsafe(update)
+        except RuntimeError:  # the loop is closed (the coordinator stopped): nobody waits
+            self.stop.set()
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -1,45 +1,54 @@
 """Workarounds for PyTorch bugs that a campaign's context meets on its way to the workers.
 
-Imported by :mod:`faultlab.workers.engine`, so every process that prepares or unpickles a
-campaign context has them.
+Imported by :mod:`faultlab.workers.engine` (and the int8 transforms), so every process that
+prepares or unpickles a campaign context has them.
 
 * **Quantized convolutions do not unpickle as modules** (torch 2.13). A campaign's context
-  leaves the ``prepare`` task through Ray's cloudpickle; ``torch.ao.nn.quantized`` convolutions
-  reduce to ``copyreg.__newobj__`` plus their own ``__setstate__``, which sets their
-  attributes on the bare object but never the ``nn.Module`` internals (``_modules``,
+  leaves the ``prepare`` task through Ray's cloudpickle; ``torch.ao.nn.quantized``
+  convolutions reduce to ``copyreg.__newobj__`` plus their own ``__setstate__``, which sets
+  their attributes on the bare object but never the ``nn.Module`` internals (``_modules``,
   ``_parameters``, the hook dicts). The unpickled convolution then fails at its first
   ``named_modules()``, and an FX-converted int8 model (``model.transforms: [int8_static]``),
-  whose unpickling re-traces the graph, fails to unpickle at all. The patched ``__setstate__``
-  runs ``nn.Module.__init__`` on a bare object first; the original then sets everything it
-  sets today.
+  whose unpickling re-traces the graph, fails to unpickle at all. Each concrete quantized
+  convolution class gets a ``copyreg`` reducer that rebuilds it with ``nn.Module.__init__``
+  first and then its own ``__setstate__``. The classes themselves are untouched (their
+  ``__setstate__`` is also what TorchScript serialisation compiles).
 """
 
 from __future__ import annotations
 
-import functools
+import copyreg
 from typing import Any
 
 from torch import nn
 
 
-def _module_internals_first(setstate: Any) -> Any:
-    @functools.wraps(setstate)
-    def __setstate__(self: nn.Module, state: Any) -> None:
-        if "_modules" not in self.__dict__:
-            nn.Module.__init__(self)
-        setstate(self, state)
-
-    __setstate__.__faultlab_patched__ = True  # type: ignore[attr-defined]
-    return __setstate__
+def _rebuild_quantized_conv(cls: type[nn.Module], state: Any) -> nn.Module:
+    module = cls.__new__(cls)
+    nn.Module.__init__(module)
+    module.__setstate__(state)
+    return module
 
 
-def patch_quantized_conv_unpickling() -> None:
-    """Idempotent: patches ``torch.ao.nn.quantized`` ``_ConvNd.__setstate__`` once."""
+def _reduce_quantized_conv(module: nn.Module) -> tuple[Any, ...]:
+    return _rebuild_quantized_conv, (type(module), module.__getstate__())
+
+
+def _subclasses(cls: type) -> list[type]:
+    out: list[type] = []
+    sub: type
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def patch_quantized_conv_pickling() -> None:
+    """Registers the reducer for every quantized convolution class loaded (idempotent)."""
+    import torch.ao.nn.intrinsic.quantized  # noqa: F401 - ConvReLU2d and friends
     from torch.ao.nn.quantized.modules import conv
 
-    current = conv._ConvNd.__setstate__
-    if not getattr(current, "__faultlab_patched__", False):
-        conv._ConvNd.__setstate__ = _module_internals_first(current)  # type: ignore[method-assign]
+    for cls in _subclasses(conv._ConvNd):
+        copyreg.pickle(cls, _reduce_quantized_conv)
 
 
-patch_quantized_conv_unpickling()
+patch_quantized_conv_pickling()
