@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from faultlab.workers.faults.workload import Workload
+from faultlab.workers.zoo.registry import state_value_digest
 
 #: Warm workloads per worker process (least recently used out).
 MAX_WARM = 2
@@ -37,29 +38,13 @@ class _ContentPickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
-            return _tensor_token, (type(obj).__name__, *_tensor_content(obj))
+            return _tensor_token, (type(obj).__name__, obj.requires_grad,
+                                   state_value_digest(obj.detach()))
         return NotImplemented
 
 
 def _tensor_token(*_: Any) -> None:  # the reconstructor named in the hashed stream only
     return None
-
-
-def _tensor_content(tensor: torch.Tensor) -> tuple[Any, ...]:
-    t = tensor.detach().cpu()
-    extra: tuple[Any, ...] = ()
-    if t.is_quantized:
-        scheme = t.qscheme()
-        params = ((t.q_per_channel_scales(), t.q_per_channel_zero_points(),
-                   t.q_per_channel_axis())
-                  if scheme in (torch.per_channel_affine, torch.per_channel_symmetric)
-                  else (t.q_scale(), t.q_zero_point()))
-        extra = (str(scheme), *(_tensor_content(p) if isinstance(p, torch.Tensor) else p
-                                for p in params))
-        t = t.int_repr()
-    raw = t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-    return (str(tensor.dtype), tuple(tensor.shape), tensor.requires_grad,
-            hashlib.sha256(raw).hexdigest(), *extra)
 
 
 def fingerprint(workload: Workload) -> str:

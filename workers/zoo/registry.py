@@ -165,7 +165,7 @@ def tensors_digest(tensors: list[torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _state_value_digest(value: Any) -> str:
+def state_value_digest(value: Any) -> str:
     """Digest of one ``state_dict`` entry: a tensor (a quantized one by its stored integers and
     quantization parameters), a tuple of them (packed int8 params), or anything else by repr."""
     if isinstance(value, torch.Tensor) and value.is_quantized:
@@ -178,7 +178,7 @@ def _state_value_digest(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return tensors_digest([value])
     if isinstance(value, tuple | list):
-        return digest([_state_value_digest(v) for v in value])
+        return digest([state_value_digest(v) for v in value])
     return hashlib.sha256(repr(value).encode()).hexdigest()
 
 
@@ -188,7 +188,7 @@ def model_digest(model: nn.Module) -> str:
     h = hashlib.sha256()
     for name in sorted(state):
         h.update(name.encode())
-        h.update(_state_value_digest(state[name]).encode())
+        h.update(state_value_digest(state[name]).encode())
     return h.hexdigest()
 
 
