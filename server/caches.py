@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import pickle
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
@@ -112,6 +112,12 @@ class PackedPlan:
     @property
     def chunk_count(self) -> int:
         return len(self._chunks)
+
+    async def stored_chunks(self) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+        """:meth:`chunks` for a round the runner stored whole before running it
+        (:class:`~faultlab.server.plans.RoundPlan`)."""
+        for pairs in self.chunks():
+            yield pairs
 
     def __len__(self) -> int:
         return self.trials

@@ -58,25 +58,12 @@ def pack_plan(
 
 
 class RoundPlan(Protocol):
-    """What :class:`RoundSource` reads: the round's size and its chunks in plan order."""
+    """What :class:`RoundSource` reads: the round's size and its stored chunks in plan order
+    (a :class:`~faultlab.server.caches.PackedPlan` stored whole, or a :class:`StreamedPlan`)."""
 
     def __len__(self) -> int: ...
 
     def stored_chunks(self) -> AsyncIterator[list[TrialPair]]: ...
-
-
-class Packed:
-    """A whole packed round (already in the store) as a :class:`RoundPlan`."""
-
-    def __init__(self, plan: PackedPlan) -> None:
-        self.plan = plan
-
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    async def stored_chunks(self) -> AsyncIterator[list[TrialPair]]:
-        for pairs in self.plan.chunks():
-            yield pairs
 
 
 class StreamedPlan:
@@ -94,6 +81,7 @@ class StreamedPlan:
         self._finished = False  # the thread made every chunk
         self._error: BaseException | None = None
         self._thread: asyncio.Future[None] | None = None
+        """The planning thread's future, held: the loop keeps only weak references to tasks."""
 
     def __len__(self) -> int:
         return self.size
@@ -199,13 +187,12 @@ class RoundSource:
 
     def __init__(
         self,
-        plan: RoundPlan | PackedPlan,
+        plan: RoundPlan,
         done: set[str],
         from_cache: Callable[[list[TrialPair]], Awaitable[list[TrialPair]]],
     ) -> None:
-        round_plan = Packed(plan) if isinstance(plan, PackedPlan) else plan
-        self._chunks: AsyncIterator[list[TrialPair]] = round_plan.stored_chunks()
-        self._unread = len(round_plan)
+        self._chunks: AsyncIterator[list[TrialPair]] = plan.stored_chunks()
+        self._unread = len(plan)
         self._done = done
         self._from_cache = from_cache
         self._buffer: collections.deque[TrialPair] = collections.deque()

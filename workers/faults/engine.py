@@ -193,8 +193,7 @@ class FaultEngine(Engine[FaultParams]):
             if found is None:
                 found = wl
                 if device.type != "cpu":
-                    found = move_to(wl, device)
-                    found._suffix, found._exact, found.batch_faster = {}, {}, {}  # afresh there
+                    found = move_to(wl, device).without_derived()  # rebuilt on the device
                 warm.keep(found, device)
             workloads[name] = found
         return FaultContext(ctx.params, workloads, ctx.batch_faults)

@@ -88,13 +88,17 @@ class Workload:
     batch_footprint: dict[tuple[str, str], int] = field(default_factory=dict)
     """(dtype, site) -> bytes one variant of a batched graph forward needs (bounds K)."""
 
+    DERIVED = ("_suffix", "_channel", "_exact", "batch_faster")
+    """State built lazily where the workload runs (for its device), never shipped or moved."""
+
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_suffix"] = {}  # rebuilt lazily where the workload runs
-        state["_channel"] = {}
-        state["_exact"] = {}
-        state["batch_faster"] = {}
-        return state
+        return {**self.__dict__, **{name: {} for name in self.DERIVED}}
+
+    def without_derived(self) -> Workload:
+        """This workload with its derived state cleared (in place: a moved copy's is stale)."""
+        for name in self.DERIVED:
+            setattr(self, name, {})
+        return self
 
     # -- forward passes -----------------------------------------------------------------
     def forward(self, dtype: str, injector: Injector | None) -> torch.Tensor:
