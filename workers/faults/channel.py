@@ -26,7 +26,7 @@ activation fault), so what runs is what the full forward would compute.
 
 from __future__ import annotations
 
-import time
+import timeit
 from typing import Any
 
 import torch
@@ -150,14 +150,12 @@ class ChannelRunner:
     def _time(self, layer: nn.Module, x: torch.Tensor) -> bool:
         """Whether one filter runs in at most :data:`FASTER` of the whole layer's time here
         (best of three each, clean weights): on small shapes a kernel's fixed cost dominates
-        and the copy and checks of this path would cost more than they save."""
+        and the copy and checks of this path would cost more than they save. On a GPU each
+        run waits for its kernels (else only their launches would be timed)."""
+        sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
         def best(run: Any) -> float:
-            times = []
-            for _ in range(3):
-                start = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - start)
-            return min(times)
+            return min(timeit.repeat(lambda: (run(), sync()), repeat=3, number=1))
 
         with torch.no_grad():
             whole = best(lambda: layer(x))
